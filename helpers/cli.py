@@ -1,0 +1,82 @@
+"""`llm-kit`: start the workshop, run the offline model server, grade notebooks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .friendly_errors import KitError
+
+
+def _server(args: argparse.Namespace) -> int:
+    from .offline import ensure_llama_server, server_status, start_server, stop_server
+    from .offline.model import find_model
+
+    if args.action == "build":
+        ensure_llama_server()
+        print(f"model: {find_model()}")
+    elif args.action == "start":
+        start_server(port=args.port, host=args.host, parallel=args.parallel)
+    elif args.action == "stop":
+        stop_server(port=args.port)
+    elif args.action == "status":
+        status = server_status(port=args.port)
+        print(status.describe())
+        return 0 if status.running else 3
+    return 0
+
+
+def _workshop(args: argparse.Namespace) -> int:
+    from .workshop import run_workshop
+
+    return run_workshop(lab_port=args.port, lab_ip=args.ip, server_port=args.server_port,
+                        dry_run=args.dry_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-kit", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    server = commands.add_parser("server", help="the offline llama.cpp model server")
+    server.add_argument("action", choices=["start", "stop", "status", "build"])
+    server.add_argument("--port", type=int, default=_env_int("KIT_SERVER_PORT", 8000))
+    server.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (127.0.0.1; 0.0.0.0 only inside a container)")
+    server.add_argument("--parallel", type=int, default=6, help="parallel slots (default 6)")
+    server.set_defaults(run=_server)
+
+    workshop = commands.add_parser("workshop", help="start JupyterLab connected to an LLM")
+    workshop.add_argument("--port", type=int, default=_env_int("KIT_LAB_PORT", 8888))
+    workshop.add_argument("--ip", default=None, help="JupyterLab address (default 127.0.0.1)")
+    workshop.add_argument("--server-port", type=int, default=_env_int("KIT_SERVER_PORT", 8000))
+    workshop.add_argument("--dry-run", action="store_true",
+                          help="print what would be started and exit")
+    workshop.set_defaults(run=_workshop)
+
+    from .grading.cli import add_grading_commands
+
+    add_grading_commands(commands)
+    return parser
+
+
+def _env_int(name: str, default: int) -> int:
+    import os
+
+    value = os.environ.get(name)
+    return int(value) if value and value.isdigit() else default
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except KitError as exc:
+        print(f"⚠ {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

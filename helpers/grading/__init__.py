@@ -1,0 +1,1 @@
+"""Grading support: call recording for hidden tests, and the nbgrader instructor commands."""

@@ -1,0 +1,105 @@
+"""Is the model server ready? Understands NIM's /v1/health/ready and llama.cpp's /health."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from .friendly_errors import START_OFFLINE, BackendNotReady
+from .settings import ConnectionSettings
+
+
+@dataclass(frozen=True)
+class Readiness:
+    state: str  # "ready" | "loading" | "unreachable" | "no-key" | "error"
+    detail: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+
+def check_ready(settings: ConnectionSettings, timeout_s: float = 3.0) -> Readiness:
+    """Ask the server once whether it can answer now."""
+    if settings.backend == "hosted":
+        if not settings.api_key:
+            return Readiness("no-key", "the hosted catalog needs NVIDIA_API_KEY")
+        probes = [f"{settings.base_url}/models"]
+        headers = {"Authorization": f"Bearer {settings.api_key}"}
+    else:
+        probes = [f"{settings.server_root}/v1/health/ready", f"{settings.server_root}/health"]
+        headers = {}
+    try:
+        with httpx.Client(timeout=timeout_s, headers=headers) as client:
+            for url in probes:
+                response = client.get(url)
+                if response.status_code == 404 and url != probes[-1]:
+                    continue  # not a NIM: try llama.cpp's endpoint
+                if response.status_code == 200:
+                    return Readiness("ready", url)
+                if response.status_code == 503:
+                    return Readiness("loading", f"{url} answered 503 (model loading)")
+                if response.status_code in (401, 403):
+                    return Readiness("no-key", f"{url} answered {response.status_code}")
+                return Readiness("error", f"{url} answered HTTP {response.status_code}")
+    except httpx.TransportError as exc:
+        return Readiness("unreachable", f"{type(exc).__name__}: {exc}")
+    return Readiness("error", "no health endpoint answered")
+
+
+def not_ready_message(settings: ConnectionSettings, readiness: Readiness, waited_s: float) -> str:
+    """One short paragraph: what is wrong and what to do."""
+    where = settings.base_url
+    if readiness.state == "no-key":
+        return ("The hosted API catalog needs an API key and none was accepted. Put "
+                "NVIDIA_API_KEY=nvapi-... in your shell or in .env (never in a notebook), "
+                "or unset it to use the offline model, then restart the kernel.")
+    if readiness.state == "loading":
+        return (f"The model server at {where} is up but still loading its model after "
+                f"{waited_s:.0f} s. A NIM's first start downloads and loads the model and can take "
+                "10+ minutes: wait and run this cell again (`docker compose logs -f llama` shows "
+                "progress).")
+    if readiness.state == "unreachable":
+        return (f"No model server answers at {where}. Start the offline one with "
+                f"`{START_OFFLINE}` (or launch the workshop with `make workshop`), or set "
+                "NIM_BASE_URL to a running NIM, then run this cell again.")
+    return (f"The model server at {where} is not healthy ({readiness.detail}). "
+            "Check its logs (`llm-kit server status` for the offline one) and run this cell again.")
+
+
+def wait_until_ready(settings: ConnectionSettings, timeout_s: float = 120.0,
+                     poll_s: float = 1.0, quiet: bool = False,
+                     sleep: Callable[[float], None] = time.sleep,
+                     clock: Callable[[], float] = time.monotonic) -> Readiness:
+    """Poll until the server is ready, showing progress; raise BackendNotReady on failure.
+
+    Only a loading server (503) is waited for; unreachable servers and missing keys
+    fail after a short grace period, so nobody stares at a silent cell.
+    """
+    start = clock()
+    grace_s = min(timeout_s, 5.0)
+    shown = False
+    while True:
+        readiness = check_ready(settings)
+        waited = clock() - start
+        if readiness.ready:
+            if shown and not quiet:
+                sys.stdout.write("\n")
+            if not quiet:
+                print(f"✅ Model server ready at {settings.base_url} ({waited:.1f} s)")
+            return readiness
+        limit = timeout_s if readiness.state == "loading" else grace_s
+        if readiness.state == "no-key" or waited >= limit:
+            if shown and not quiet:
+                sys.stdout.write("\n")
+            raise BackendNotReady(not_ready_message(settings, readiness, waited))
+        if not quiet:
+            state = "loading the model" if readiness.state == "loading" else "not answering yet"
+            sys.stdout.write(f"\r⏳ Waiting for {settings.base_url}: {state} ({waited:.0f} s)…")
+            sys.stdout.flush()
+            shown = True
+        sleep(poll_s)

@@ -1,0 +1,110 @@
+"""Where the LLM lives: base URL, model and key, resolved from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+WORKSHOP_BASE_URL = "http://llama:8000/v1"
+WORKSHOP_MODEL = "meta/llama-3.1-8b-instruct"
+HOSTED_BASE_URL = "https://integrate.api.nvidia.com/v1"
+OFFLINE_MODEL_ID = "smollm2-135m-instruct"
+
+OFFLINE_CAVEAT = (
+    "You are on the offline model: SmolLM2-135M-Instruct, a tiny model running on your CPU. "
+    "It is fast and good for learning how streaming and batching behave, but it is often wrong "
+    "on facts (it may tell you Los Angeles is the capital of California). Judge the timings, "
+    "not the answers."
+)
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """The three things a notebook needs to reach an LLM."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+
+    @property
+    def backend(self) -> str:
+        """'offline', 'hosted' or 'nim' (a NIM you run yourself, e.g. via docker compose)."""
+        if self.model == OFFLINE_MODEL_ID:
+            return "offline"
+        if urlparse(self.base_url).hostname == urlparse(HOSTED_BASE_URL).hostname:
+            return "hosted"
+        return "nim"
+
+    @property
+    def server_root(self) -> str:
+        """The base URL without its trailing /v1 (where health endpoints live)."""
+        url = self.base_url.rstrip("/")
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    def describe(self) -> str:
+        """One paragraph saying which backend this is (and the offline model's caveat)."""
+        names = {
+            "offline": "the offline llama.cpp server on this machine",
+            "hosted": "NVIDIA's hosted API catalog",
+            "nim": "a NIM (Llama 3.1 8B Instruct, OpenAI-compatible)",
+        }
+        text = f"Backend: {names[self.backend]}\n  base_url = {self.base_url}\n  model    = {self.model}"
+        if self.backend == "hosted":
+            text += f"\n  api key  = {'set' if self.api_key else 'MISSING'}"
+        if self.backend == "offline":
+            text += "\n\n" + OFFLINE_CAVEAT
+        return text
+
+    def __repr__(self) -> str:  # never print the key
+        key = "set" if self.api_key else None
+        return f"ConnectionSettings(base_url={self.base_url!r}, model={self.model!r}, api_key={key})"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a simple KEY=VALUE .env file (comments and blank lines ignored)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.removeprefix("export ").strip()
+        values[key] = value.strip().strip("'\"")
+    return values
+
+
+def find_dotenv(start: Path | None = None) -> Path | None:
+    """The nearest .env in the start folder or its parents."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / ".env"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None) -> ConnectionSettings:
+    """Resolve settings: environment first, then a .env file, then the workshop defaults.
+
+    With no NIM_BASE_URL but an NVIDIA_API_KEY, the hosted catalog is used. A key found
+    only in .env is exported to the process so ChatNVIDIA picks it up too.
+    """
+    environ = os.environ if env is None else env
+    path = dotenv if dotenv is not None else find_dotenv()
+    file_values = read_dotenv(path) if path else {}
+
+    def get(name: str) -> str | None:
+        return environ.get(name) or file_values.get(name) or None
+
+    api_key = get("NVIDIA_API_KEY")
+    base_url = get("NIM_BASE_URL")
+    if base_url is None:
+        base_url = HOSTED_BASE_URL if api_key else WORKSHOP_BASE_URL
+    model = get("NIM_MODEL") or WORKSHOP_MODEL
+    if api_key and env is None and "NVIDIA_API_KEY" not in os.environ:
+        os.environ["NVIDIA_API_KEY"] = api_key
+    return ConnectionSettings(base_url=base_url.rstrip("/"), model=model, api_key=api_key)
