@@ -15,6 +15,10 @@ def _server(args: argparse.Namespace) -> int:
     if args.action == "build":
         ensure_llama_server()
         print(f"model: {find_model()}")
+    elif args.action == "start" and args.foreground:
+        from .offline.server import exec_foreground
+
+        exec_foreground(port=args.port, host=args.host, parallel=args.parallel)
     elif args.action == "start":
         start_server(port=args.port, host=args.host, parallel=args.parallel)
     elif args.action == "stop":
@@ -43,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1",
                         help="address to bind (127.0.0.1; 0.0.0.0 only inside a container)")
     server.add_argument("--parallel", type=int, default=6, help="parallel slots (default 6)")
+    server.add_argument("--foreground", action="store_true",
+                        help="run in the foreground (containers); Ctrl-C stops it")
     server.set_defaults(run=_server)
 
     workshop = commands.add_parser("workshop", help="start JupyterLab connected to an LLM")

@@ -208,3 +208,12 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def exec_foreground(port: int = DEFAULT_PORT, host: str = "127.0.0.1",
+                    parallel: int = DEFAULT_PARALLEL) -> None:
+    """Replace this process with llama-server (for containers: signals reach it directly)."""
+    binary = ensure_llama_server(quiet=True)
+    cmd = server_command(binary, find_model(), host, port, parallel)
+    print(f"Serving {OFFLINE_MODEL_ID} on http://{host}:{port}/v1", flush=True)
+    os.execv(cmd[0], cmd)
