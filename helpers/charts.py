@@ -38,7 +38,8 @@ def show(fig):
 def bar_chart(labels: Sequence[str], values: Sequence[float], title: str = "", ax=None,
               unit: str = "s"):
     fig, ax = _figure(ax, size=(6.5, 0.9 + 0.6 * len(labels)))
-    bars = ax.barh(list(labels), list(values), color=["#76b900", "#5a5a5a", "#1f77b4", "#ff7f0e"][: len(labels)])
+    palette = ["#76b900", "#5a5a5a", "#1f77b4", "#ff7f0e"]
+    bars = ax.barh(list(labels), list(values), color=palette[: len(labels)])
     ax.bar_label(bars, labels=[f"{v:.2f} {unit}" for v in values], padding=3)
     ax.invert_yaxis()
     ax.set_xlabel(f"wall time ({unit})")

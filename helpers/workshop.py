@@ -92,7 +92,7 @@ def run_workshop(lab_port: int = 8888, lab_ip: str | None = None, server_port: i
             start_server(port=server_port)
             started_server = True
     env = dict(os.environ, NIM_BASE_URL=settings.base_url, NIM_MODEL=settings.model,
-               JUPYTER_TOKEN=secrets.token_urlsafe(24))
+               JUPYTER_TOKEN=os.environ.get("JUPYTER_TOKEN") or secrets.token_urlsafe(24))
     host = "127.0.0.1" if ip in ("0.0.0.0", "") else ip
     base = f"http://{host}:{lab_port}"
     lab_log = run_dir() / f"jupyterlab-{lab_port}.log"

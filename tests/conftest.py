@@ -1,0 +1,54 @@
+"""Shared fixtures: one real offline llama-server for the whole session, notebook runners."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip locally when a prerequisite is missing, but fail under CI=true (nothing skips in CI)."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"prerequisite missing under CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def offline_server():
+    """A real llama-server (SmolLM2-135M) on a free 127.0.0.1 port; stopped at the end.
+
+    Exports NIM_BASE_URL/NIM_MODEL so notebooks and subprocesses use it.
+    """
+    from helpers.offline import server_status, start_server, stop_server
+    from helpers.offline.server import free_port
+
+    port = int(os.environ.get("KIT_TEST_SERVER_PORT") or free_port())
+    reuse = server_status(port).running  # a developer may keep one running between runs
+    status = server_status(port) if reuse else start_server(port=port, quiet=True)
+    saved = {k: os.environ.get(k) for k in ("NIM_BASE_URL", "NIM_MODEL", "NVIDIA_API_KEY")}
+    os.environ["NIM_BASE_URL"] = status.base_url
+    os.environ["NIM_MODEL"] = "smollm2-135m-instruct"
+    os.environ.pop("NVIDIA_API_KEY", None)
+    yield status
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if not reuse:
+        stop_server(port, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def llm(offline_server):
+    from langchain_nvidia_ai_endpoints import ChatNVIDIA
+
+    return ChatNVIDIA(base_url=offline_server.base_url, model="smollm2-135m-instruct",
+                      temperature=0)

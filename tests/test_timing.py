@@ -1,0 +1,93 @@
+"""Timer, compare and concurrency_sweep."""
+
+import pytest
+
+from helpers.timing import Timer, compare, concurrency_sweep
+
+
+class StepClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_timer_context_manager(capsys):
+    clock = StepClock()
+    with Timer("work", clock=clock) as timer:
+        clock.now += 1.5
+    assert timer.elapsed_s == pytest.approx(1.5)
+    assert "work: 1.500 s" in capsys.readouterr().out
+
+
+def test_timer_decorator_records_every_call():
+    clock = StepClock()
+    timer = Timer(verbose=False, clock=clock)
+
+    @timer
+    def work(seconds):
+        clock.now += seconds
+        return seconds * 2
+
+    assert work(1.0) == 2.0
+    assert work(3.0) == 6.0
+    assert timer.laps_s == pytest.approx([1.0, 3.0])
+    assert timer.label == "work"
+    assert work.timer is timer
+
+
+def test_compare_ratio_results_and_chart():
+    clock = StepClock()
+
+    def slow():
+        clock.now += 3.0
+        return "slow"
+
+    def fast():
+        clock.now += 1.0
+        return "fast"
+
+    comparison = compare(slow, fast, labels=("loop", "batch"), repeats=3, plot=False,
+                         verbose=False, clock=clock)
+    assert comparison.times_s == ([3.0] * 3, [1.0] * 3)
+    assert comparison.ratio == pytest.approx(3.0)
+    assert comparison.results == ("slow", "fast")
+    assert "batch is 3.00x faster than loop" in comparison.summary()
+    fig = comparison.plot()
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["loop", "batch"]
+    assert [round(p.get_width(), 2) for p in ax.patches] == [3.0, 1.0]
+
+
+def test_compare_interleaves_runs():
+    order = []
+    compare(lambda: order.append("a"), lambda: order.append("b"), repeats=2, plot=False,
+            verbose=False)
+    assert order == ["a", "b", "a", "b"]
+
+
+def test_concurrency_sweep_times_each_value():
+    clock = StepClock()
+
+    def run(n):
+        clock.now += 8.0 / n
+
+    sweep = concurrency_sweep(run, values=[1, 2, 4, 8], plot=False, verbose=False, clock=clock)
+    assert sweep.values == [1, 2, 4, 8]
+    assert sweep.times_s == pytest.approx([8.0, 4.0, 2.0, 1.0])
+    assert sweep.best() == (8, pytest.approx(1.0))
+    line = sweep.plot().axes[0].lines[0]
+    assert list(line.get_xdata()) == [1, 2, 4, 8]
+
+
+def test_timeline_chart_marks_first_token():
+    from helpers.charts import timeline_chart
+    from helpers.streaming import StreamResult
+
+    result = StreamResult(text="abc", ttft_s=0.5, total_s=1.0, chunk_count=3,
+                          arrivals_s=[0.2, 0.5, 1.0], chunk_texts=["", "ab", "c"])
+    ax = timeline_chart(result).axes[0]
+    labels = [line.get_label() for line in ax.lines]
+    assert any("first token 0.50 s" in label for label in labels)
+    assert list(ax.lines[0].get_ydata()) == [0, 2, 3]
