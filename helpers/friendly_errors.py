@@ -119,9 +119,10 @@ def enable_friendly_errors(base_url: str | None = None, model: str | None = None
         message = explain(value, base_url=base_url, model=model)
         if message.startswith(f"{type(value).__name__}:") and not isinstance(value, KitError):
             return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
-        print(f"⚠ {message}")
-        # Keep the cell marked as failed for nbclient / nbgrader.
-        return ["⚠ " + message]
+        # IPython ignores what this handler returns, so show the paragraph as the cell's
+        # `error` output ourselves: it replaces the traceback, and the cell still counts as
+        # failed for nbclient and nbgrader (which look for an error output).
+        shell._showtraceback(etype, message, ["⚠ " + message])
 
     # langchain-nvidia raises a plain Exception carrying the HTTP status in its text,
     # so every Exception passes through `explain`; unknown ones get the normal traceback.
