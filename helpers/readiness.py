@@ -15,7 +15,7 @@ from .settings import ConnectionSettings
 
 @dataclass(frozen=True)
 class Readiness:
-    state: str  # "ready" | "loading" | "unreachable" | "no-key" | "error"
+    state: str  # "ready" | "loading" | "unreachable" | "no-key" | "wrong-model" | "error"
     detail: str = ""
 
     @property
@@ -40,6 +40,9 @@ def check_ready(settings: ConnectionSettings, timeout_s: float = 3.0) -> Readine
                 if response.status_code == 404 and url != probes[-1]:
                     continue  # not a NIM: try llama.cpp's endpoint
                 if response.status_code == 200:
+                    served = [] if settings.backend == "hosted" else _served_models(client, settings)
+                    if served and settings.model not in served:
+                        return Readiness("wrong-model", ", ".join(served))
                     return Readiness("ready", url)
                 if response.status_code == 503:
                     return Readiness("loading", f"{url} answered 503 (model loading)")
@@ -51,6 +54,19 @@ def check_ready(settings: ConnectionSettings, timeout_s: float = 3.0) -> Readine
     return Readiness("error", "no health endpoint answered")
 
 
+def _served_models(client: httpx.Client, settings: ConnectionSettings) -> list[str]:
+    """The model ids the server lists at /v1/models ([] when it lists none or cannot say).
+
+    Needed because llama.cpp's server answers whatever model name a request carries.
+    """
+    try:
+        response = client.get(f"{settings.base_url}/models")
+        data = response.json().get("data", []) if response.status_code == 200 else []
+        return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    except (httpx.TransportError, ValueError, AttributeError):
+        return []
+
+
 def not_ready_message(settings: ConnectionSettings, readiness: Readiness, waited_s: float) -> str:
     """One short paragraph: what is wrong and what to do."""
     where = settings.base_url
@@ -58,6 +74,10 @@ def not_ready_message(settings: ConnectionSettings, readiness: Readiness, waited
         return ("The hosted API catalog needs an API key and none was accepted. Put "
                 "NVIDIA_API_KEY=nvapi-... in your shell or in .env (never in a notebook), "
                 "or unset it to use the offline model, then restart the kernel.")
+    if readiness.state == "wrong-model":
+        return (f"The model server at {where} does not serve the model '{settings.model}' "
+                f"(it serves: {readiness.detail}). Set NIM_MODEL to one of those (in your shell "
+                "or .env), then restart the kernel.")
     if readiness.state == "loading":
         return (f"The model server at {where} is up but still loading its model after "
                 f"{waited_s:.0f} s. A NIM's first start downloads and loads the model and can take "
@@ -93,7 +113,7 @@ def wait_until_ready(settings: ConnectionSettings, timeout_s: float = 120.0,
                 print(f"✅ Model server ready at {settings.base_url} ({waited:.1f} s)")
             return readiness
         limit = timeout_s if readiness.state == "loading" else grace_s
-        if readiness.state == "no-key" or waited >= limit:
+        if readiness.state in ("no-key", "wrong-model") or waited >= limit:
             if shown and not quiet:
                 sys.stdout.write("\n")
             raise BackendNotReady(not_ready_message(settings, readiness, waited))
