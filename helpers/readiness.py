@@ -15,7 +15,8 @@ from .settings import ConnectionSettings
 
 @dataclass(frozen=True)
 class Readiness:
-    state: str  # "ready" | "loading" | "unreachable" | "no-key" | "wrong-model" | "error"
+    # "ready" | "loading" | "unreachable" | "no-key" | "wrong-model" | "wrong-url" | "error"
+    state: str
     detail: str = ""
 
     @property
@@ -48,6 +49,8 @@ def check_ready(settings: ConnectionSettings, timeout_s: float = 3.0) -> Readine
                     return Readiness("loading", f"{url} answered 503 (model loading)")
                 if response.status_code in (401, 403):
                     return Readiness("no-key", f"{url} answered {response.status_code}")
+                if response.status_code == 404:
+                    return Readiness("wrong-url", f"{url} answered HTTP 404")
                 return Readiness("error", f"{url} answered HTTP {response.status_code}")
     except httpx.TransportError as exc:
         return Readiness("unreachable", f"{type(exc).__name__}: {exc}")
@@ -78,6 +81,10 @@ def not_ready_message(settings: ConnectionSettings, readiness: Readiness, waited
         return (f"The model server at {where} does not serve the model '{settings.model}' "
                 f"(it serves: {readiness.detail}). Set NIM_MODEL to one of those (in your shell "
                 "or .env), then restart the kernel.")
+    if readiness.state == "wrong-url":
+        return (f"Something answers at {where}, but not a model server's API ({readiness.detail}). "
+                "Check NIM_BASE_URL: the server's address ending in /v1, e.g. "
+                "http://127.0.0.1:8000/v1 for the offline one. Then restart the kernel.")
     if readiness.state == "loading":
         return (f"The model server at {where} is up but still loading its model after "
                 f"{waited_s:.0f} s. A NIM's first start downloads and loads the model and can take "
@@ -113,7 +120,7 @@ def wait_until_ready(settings: ConnectionSettings, timeout_s: float = 120.0,
                 print(f"✅ Model server ready at {settings.base_url} ({waited:.1f} s)")
             return readiness
         limit = timeout_s if readiness.state == "loading" else grace_s
-        if readiness.state in ("no-key", "wrong-model") or waited >= limit:
+        if readiness.state in ("no-key", "wrong-model", "wrong-url") or waited >= limit:
             if shown and not quiet:
                 sys.stdout.write("\n")
             raise BackendNotReady(not_ready_message(settings, readiness, waited))
