@@ -36,6 +36,9 @@ def nbgrader(args: list[str], course: Path = COURSE, env: dict | None = None,
            f"--CourseDirectory.db_url=sqlite:///{course / 'gradebook.db'}",
            "--CourseDirectory.course_id=llm-streaming-batching",
            f"--Execute.timeout={CELL_TIMEOUT_S}", "--Execute.interrupt_on_timeout=True"]
+    env = dict(os.environ if env is None else env)
+    # nbgrader shells out to tools of its own (alembic): make the venv's bin visible.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     done = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
     if check and done.returncode != 0:
         raise KitError(f"`nbgrader {' '.join(args)}` failed:\n{done.stdout[-2000:]}"

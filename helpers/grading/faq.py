@@ -1,0 +1,28 @@
+"""Reference data and checks for the FAQ exercise (notebook 02)."""
+
+from __future__ import annotations
+
+FAQ_QUESTIONS = [
+    "What is a Large Language Model (LLM)?",
+    "How do LLMs work?",
+    "What are some common applications of LLMs?",
+    "What is fine-tuning in the context of LLMs?",
+    "How do LLMs handle context?",
+    "What are some limitations of LLMs?",
+    "How do LLMs generate text?",
+    "What is the importance of prompt engineering in LLMs?",
+    "How can LLMs be used in chatbots?",
+    "What are some ethical considerations when using LLMs?",
+]
+SEPARATOR = "-" * 30
+
+
+def answer_text(answer) -> str:
+    """An answer's text, whether it is a chat message or a plain string."""
+    return answer.content if hasattr(answer, "content") else str(answer)
+
+
+def expected_document(questions: list[str], answer_texts: list[str]) -> str:
+    """The FAQ document as the exercise defines it, built independently of the notebook."""
+    return "".join(f"{q.upper()}\n\n{a}\n\n{SEPARATOR}\n\n"
+                   for q, a in zip(questions, answer_texts, strict=True))
