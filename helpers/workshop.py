@@ -35,7 +35,7 @@ def configured_backend(env: dict[str, str] | None = None) -> ConnectionSettings 
 def choose_backend(server_port: int) -> tuple[ConnectionSettings, bool]:
     """(settings, start_offline): a reachable configured backend, else the offline server."""
     configured = configured_backend()
-    if configured is not None and configured.backend != "offline":
+    if configured is not None:
         readiness = check_ready(configured)
         if readiness.state in ("ready", "loading"):
             print(f"Using the configured backend: {configured.base_url} ({configured.model})")

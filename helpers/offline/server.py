@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -223,3 +224,19 @@ def exec_foreground(port: int = DEFAULT_PORT, host: str = "127.0.0.1",
     cmd = server_command(binary, find_model(), host, port, parallel)
     print(f"Serving {OFFLINE_MODEL_ID} on http://{host}:{port}/v1", flush=True)
     os.execv(cmd[0], cmd)
+
+
+@contextlib.contextmanager
+def model_endpoint(env: dict | None = None):
+    """Yield (base_url, model): NIM_BASE_URL/NIM_MODEL when set, else a fresh offline server
+    on a free port that is stopped afterwards (for benchmarks and scripts)."""
+    environ = os.environ if env is None else env
+    if environ.get("NIM_BASE_URL"):
+        yield environ["NIM_BASE_URL"].rstrip("/"), environ.get("NIM_MODEL", OFFLINE_MODEL_ID)
+        return
+    port = free_port()
+    status = start_server(port=port, quiet=True)
+    try:
+        yield status.base_url, OFFLINE_MODEL_ID
+    finally:
+        stop_server(port, quiet=True)
