@@ -8,7 +8,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -312,26 +312,43 @@ async def gather_texts(streams: Iterable[AsyncIterator[str]]) -> list[str]:
     return list(await asyncio.gather(*(collect(s) for s in streams)))
 
 
-def run_blocking(fn: Callable[[], Awaitable[Any]] | Callable[[], Any]) -> Any:
-    """Call fn() in a worker thread with its own event loop when it returns a coroutine.
+# ── processes a server left behind ─────────────────────────────────────────────────────────
 
-    For timing async work with the synchronous `compare`/`concurrency_sweep` helpers from
-    inside Jupyter, whose own loop is already running.
-    """
-    result: dict[str, Any] = {}
+RAY_MARKERS = ("raylet", "gcs_server", "ray::", "/ray/", "ray.dashboard", "ray._private")
 
-    def work() -> None:
+
+def looks_like_ray(cmdline: Sequence[str], name: str = "") -> bool:
+    """True for the processes a local Ray instance runs (GCS, raylet, workers, agents)."""
+    text = " ".join(cmdline)
+    return name in ("raylet", "gcs_server") or any(marker in text for marker in RAY_MARKERS)
+
+
+def ray_processes(parent_pid: int | None = None) -> list:
+    """Ray's processes among the descendants of `parent_pid` (default: this process)."""
+    import psutil
+
+    try:
+        children = psutil.Process(parent_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for child in children:
         try:
-            value = fn()
-            if asyncio.iscoroutine(value):
-                value = asyncio.run(value)
-            result["value"] = value
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            result["error"] = exc
+            if child.status() != psutil.STATUS_ZOMBIE and looks_like_ray(child.cmdline(), child.name()):
+                found.append(child)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
 
-    thread = threading.Thread(target=work, name="run-blocking")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result.get("value")
+
+def resident_gb(processes: Iterable) -> float:
+    """Resident memory of the given psutil processes together, in GB."""
+    import psutil
+
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total / 1e9

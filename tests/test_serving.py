@@ -1,7 +1,6 @@
 """helpers.serving: background uvicorn, SSE both ways, merged streams, the micro-batcher."""
 
 import asyncio
-import json
 
 import pytest
 from fastapi import FastAPI, WebSocket
@@ -16,9 +15,11 @@ from helpers.serving import (
     gather_texts,
     is_finished,
     iter_sse_text,
+    looks_like_ray,
     parse_sse,
     port_open,
-    run_blocking,
+    ray_processes,
+    resident_gb,
     sse_event,
     sse_lines,
     stream_group,
@@ -190,18 +191,11 @@ def test_micro_batcher_with_stream_group_and_a_chat_model():
     assert groups == [2] and sorted(texts) == ["alpha beta", "gamma"]
 
 
-def test_run_blocking_runs_coroutines_even_inside_a_running_loop():
-    async def inner():
-        await asyncio.sleep(0)
-        return json.dumps([1])
-
-    async def outer():  # a running loop, like Jupyter's
-        return run_blocking(inner), run_blocking(lambda: 5)
-
-    assert asyncio.run(outer()) == ("[1]", 5)
-
-    async def broken():
-        raise KeyError("k")
-
-    with pytest.raises(KeyError):
-        run_blocking(broken)
+def test_looks_like_ray_and_ray_processes_of_a_plain_process():
+    assert looks_like_ray(["/venv/lib/ray/core/src/ray/raylet/raylet", "--node_ip_address=127.0.0.1"])
+    assert looks_like_ray([], name="gcs_server")
+    assert looks_like_ray(["ray::ServeReplica:default:Chat"])
+    assert looks_like_ray(["python", "-u", "/venv/lib/python3.11/site-packages/ray/_private/log_monitor.py"])
+    assert not looks_like_ray(["python", "-m", "ipykernel_launcher", "-f", "kernel.json"], name="python")
+    assert ray_processes() == []  # the test process started no Ray
+    assert resident_gb([]) == 0
