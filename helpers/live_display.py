@@ -65,13 +65,16 @@ class LiveDisplay:
         elif self.mode == "plain" and self.title:
             self.out.write(f"── {self.title} ──\n")
 
+    def due(self) -> bool:
+        """Whether the redraw cap allows drawing now (cheap: call it for every chunk)."""
+        return self.clock() - self._last_draw >= self.min_interval
+
     def update(self, text: str, stats: str) -> bool:
         """Redraw if the cap allows; returns True when it drew."""
-        now = self.clock()
-        if now - self._last_draw < self.min_interval:
+        if not self.due():
             return False
         self._draw(text, stats)
-        self._last_draw = now
+        self._last_draw = self.clock()
         return True
 
     def finish(self, text: str, stats: str, note: str | None = None) -> None:

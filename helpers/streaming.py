@@ -27,6 +27,7 @@ class StreamResult:
     error: BaseException | None = None
     error_message: str | None = None
     redraws: int = 0
+    content_chunks: int = 0  # chunks that carried text
 
     @property
     def completed(self) -> bool:
@@ -37,7 +38,7 @@ class StreamResult:
         """Output tokens per second over the whole call (usage data, else content chunks)."""
         tokens = self.output_tokens
         if tokens is None:
-            tokens = sum(1 for t in self.chunk_texts if t)
+            tokens = self.content_chunks
         return tokens / self.total_s if self.total_s > 0 and tokens else None
 
     def stats_line(self) -> str:
@@ -91,8 +92,10 @@ def stream_print(
                 if result.ttft_s is None:
                     result.ttft_s = now
                 parts.append(text)
-                result.total_s = now
-                view.update("".join(parts), result.stats_line())
+                result.content_chunks += 1
+                if view.due():  # build the text and stats only when a redraw will happen
+                    result.total_s = now
+                    view.update("".join(parts), result.stats_line())
     except (Exception, KeyboardInterrupt) as exc:  # keep what arrived
         result.error = exc
         result.error_message = explain(exc)
