@@ -100,18 +100,22 @@ def _run_with_progress(cmd: list[str], log: Path, label: str) -> None:
     """Run a build step, showing CMake's [ NN%] progress on one line; keep the full log."""
     start = time.monotonic()
     last = ""
+    interactive = sys.stdout.isatty()  # logs get one line per 10%, terminals one updating line
     with log.open("a") as sink:
         process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for line in process.stdout:
             sink.write(line)
             match = re.match(r"\[\s*(\d+)%\]", line)
             if match and match.group(1) != last:
-                last = match.group(1)
+                previous, last = last, match.group(1)
                 elapsed = time.monotonic() - start
-                sys.stdout.write(f"\r  {label}: {last:>3}% ({elapsed:.0f} s)")
+                if interactive:
+                    sys.stdout.write(f"\r  {label}: {last:>3}% ({elapsed:.0f} s)")
+                elif int(last) // 10 != int(previous or -10) // 10:
+                    sys.stdout.write(f"  {label}: {last:>3}% ({elapsed:.0f} s)\n")
                 sys.stdout.flush()
         code = process.wait()
-    if last:
+    if last and interactive:
         sys.stdout.write("\n")
     if code != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
