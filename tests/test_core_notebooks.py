@@ -4,6 +4,7 @@ at their unanswered exercises."""
 from __future__ import annotations
 
 import pytest
+
 from notebook_runner import REPO, execute
 
 CORE = ["01_setup_and_first_call", "02_streaming_and_batching", "03_anatomy_of_a_stream"]

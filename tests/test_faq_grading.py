@@ -10,9 +10,10 @@ import os
 
 import nbformat
 import pytest
-from notebook_runner import REPO
 
 from helpers.grading import course
+
+from notebook_runner import REPO
 
 AID = "02_streaming_and_batching"
 FULL_MARKS = 10

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from helpers.grading import course
+
 from notebook_runner import REPO
 
 SECRET_PATTERNS = [
