@@ -27,11 +27,15 @@ def _in_kernel() -> bool:
 
 
 def show(fig):
-    """Display a figure once in Jupyter (as a PNG image); return it for further use."""
+    """Display a figure once in Jupyter as a PNG image (no pyplot or %matplotlib needed)."""
     if _in_kernel():
-        from IPython.display import display
+        import io
 
-        display(fig)
+        from IPython.display import Image, display
+
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        display(Image(data=buffer.getvalue(), format="png"))
     return fig
 
 

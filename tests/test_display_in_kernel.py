@@ -46,3 +46,16 @@ def test_rich_display_is_updated_in_place_and_saved_with_the_final_text(tmp_path
     assert "alpha beta gamma delta" in data["text/plain"]
     assert "first token" in data["text/markdown"]
     assert not [o for o in outputs if o.output_type == "stream"]
+
+
+def test_charts_are_saved_as_png_images(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(
+        "from helpers import compare\n"
+        "comparison = compare(lambda: sum(range(1000)), lambda: sum(range(10)), labels=('a', 'b'))")]
+    path = tmp_path / "chart.ipynb"
+    nbformat.write(notebook, path)
+    executed = execute(path, timeout_s=60)
+    outputs = executed.notebook.cells[0].outputs
+    assert any("image/png" in o.get("data", {}) for o in outputs), outputs
+    assert "b is" in "".join(o.get("text", "") for o in outputs)  # the printed ratio
