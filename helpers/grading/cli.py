@@ -68,7 +68,10 @@ def _validate(args) -> int:
 
     if not args.notebook:
         raise KitError("Name the notebook to check: `make validate NB=notebooks/02_….ipynb`.")
-    with offline_backend(args.server_port) if args.offline else contextlib.nullcontext() as url:
+    from ..workshop import configured_backend
+
+    offline = args.offline or configured_backend() is None  # no NIM or key: use the offline model
+    with offline_backend(args.server_port) if offline else contextlib.nullcontext() as url:
         env = course.grading_env(url, OFFLINE_MODEL_ID) if url else dict(os.environ)
         return validate_notebook(Path(args.notebook), env=env)
 
@@ -91,6 +94,6 @@ def add_grading_commands(commands) -> None:
     validate = actions.add_parser("validate", help="run a notebook's visible tests; exit 1 on failure")
     validate.add_argument("notebook", nargs="?")
     validate.add_argument("--offline", action="store_true",
-                          help="use (or start) the offline server, as autograding does")
+                          help="use (or start) the offline server even when a NIM or key is set")
     validate.add_argument("--server-port", type=int, default=port)
     validate.set_defaults(run=_validate)
