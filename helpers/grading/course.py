@@ -18,7 +18,7 @@ from ..friendly_errors import KitError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = REPO_ROOT / "solutions"
 NOTEBOOKS = REPO_ROOT / "notebooks"
-COURSE = REPO_ROOT / "course"
+COURSE = Path(os.environ.get("KIT_COURSE_DIR") or REPO_ROOT / "course")
 CELL_TIMEOUT_S = int(os.environ.get("KIT_CELL_TIMEOUT_S", "120"))  # per cell, when autograding
 
 
