@@ -15,6 +15,8 @@ from helpers.grading import course
 
 from notebook_runner import REPO
 
+pytestmark = pytest.mark.timeout(1800)  # autograding seven submissions, one of them timing out
+
 AID = "02_streaming_and_batching"
 FULL_MARKS = 10
 
