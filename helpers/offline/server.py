@@ -124,6 +124,12 @@ def server_command(binary: Path, model: Path, host: str, port: int, parallel: in
             "--cont-batching", "--no-webui"]
 
 
+def server_env() -> dict[str, str]:
+    """The environment for llama-server. Its OpenMP threads must sleep when idle: spinning
+    threads on a small, shared CPU slow every other process down, and the server with them."""
+    return dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+
+
 def _tail(path: Path, lines: int = 12) -> str:
     try:
         return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
@@ -158,7 +164,7 @@ def start_server(port: int = DEFAULT_PORT, host: str = "127.0.0.1",
     log = log_file(port)
     cmd = server_command(binary, model, host, port, parallel)
     with log.open("w") as sink:
-        process = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=server_env(),
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     record = {"pid": process.pid, "host": host, "port": port, "log": str(log),
               "started": time.time(), "command": cmd}
@@ -223,7 +229,7 @@ def exec_foreground(port: int = DEFAULT_PORT, host: str = "127.0.0.1",
     binary = ensure_llama_server(quiet=True)
     cmd = server_command(binary, find_model(), host, port, parallel)
     print(f"Serving {OFFLINE_MODEL_ID} on http://{host}:{port}/v1", flush=True)
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, server_env())
 
 
 @contextlib.contextmanager
