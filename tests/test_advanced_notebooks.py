@@ -1,0 +1,154 @@
+"""Notebooks 4-6 run top to bottom against the real offline server, leave no process behind,
+and their student copies fail only because the exercises are unanswered."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from helpers.serving import looks_like_ray
+
+from notebook_runner import REPO, execute
+
+ADVANCED = ["04_generators_and_structured_streaming", "05_serving_streams", "06_async_and_concurrency"]
+CELL_TIMEOUT_S = 300  # generous: the machine may be busy; these tests assert behaviour, not speed
+_EXECUTED: dict[tuple[str, str], tuple[object, str]] = {}
+
+
+def _source(cell) -> str:
+    return cell.source if isinstance(cell.source, str) else "".join(cell.source)
+
+
+def processes_with_marker(marker: str) -> list[tuple[int, list[str]]]:
+    """(pid, cmdline) of every live process whose environment carries `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() not in (entry / "environ").read_bytes():
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if state != "Z":
+            found.append((int(entry.name), [part for part in cmdline if part]))
+    return found
+
+
+def run(folder: str, name: str, capsys):
+    """Execute notebooks/<name> or solutions/<name> once per session; print its time."""
+    key = (folder, name)
+    if key not in _EXECUTED:
+        marker = f"kit-advanced-{uuid.uuid4().hex}"  # inherited by the kernel and all it starts
+        executed = execute(REPO / folder / f"{name}.ipynb", allow_errors=folder == "notebooks",
+                           timeout_s=CELL_TIMEOUT_S, env={"KIT_RUN_MARKER": marker, "KIT_DISPLAY": "plain"})
+        _EXECUTED[key] = (executed, marker)
+        with capsys.disabled():
+            print(f"\n⏱ {folder}/{name}.ipynb executed in {executed.seconds:.1f} s")
+    return _EXECUTED[key]
+
+
+def tagged_text(executed, tag: str) -> str:
+    cells = [c for c in executed.notebook.cells if tag in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"expected one cell tagged {tag!r}"
+    return executed.text_of(cells[0])
+
+
+def assert_nothing_left_behind(marker: str, timeout_s: float = 20.0) -> None:
+    """No process started by the notebook's kernel (Ray's above all) outlives it."""
+    deadline = time.monotonic() + timeout_s
+    left = processes_with_marker(marker)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = processes_with_marker(marker)
+    assert not left, f"processes left behind: {left}"
+
+
+def test_marker_scan_finds_a_child_process_and_looks_like_ray_knows_ray():
+    import os
+    import subprocess
+
+    marker = f"kit-scan-{uuid.uuid4().hex}"
+    child = subprocess.Popen(["sleep", "30"], env=dict(os.environ, KIT_RUN_MARKER=marker))
+    try:
+        assert [pid for pid, _ in processes_with_marker(marker)] == [child.pid]
+    finally:
+        child.kill()
+        child.wait()
+    assert processes_with_marker(marker) == []
+    assert looks_like_ray(["/x/ray/core/src/ray/gcs/gcs_server", "--node-ip-address=127.0.0.1"])
+
+
+@pytest.mark.parametrize("name", ADVANCED)
+def test_solution_notebook_runs_clean(name, offline_server, capsys):
+    executed, marker = run("solutions", name, capsys)
+    assert executed.error is None, f"{name} failed: {executed.error}"
+    assert not executed.cells_with_errors()
+    text = "\n".join(executed.text_of(c) for c in executed.notebook.cells if c.cell_type == "code")
+    assert "Backend: the offline llama.cpp server" in text and "often wrong" in text
+    assert_nothing_left_behind(marker)
+
+
+def test_generators_notebook_streams_and_renders_recommendations(offline_server, capsys):
+    executed, _ = run("solutions", ADVANCED[0], capsys)
+    piped = tagged_text(executed, "stream-pipeline")
+    body = piped.split("──", 2)[-1].split("[first token")[0].strip()
+    assert len(body) > 20 and "[first token" in piped, "the piped stream's text is saved"
+    cards = tagged_text(executed, "structured-live")
+    rendered = int(re.search(r"recommendations rendered: (\d+)", cards).group(1))
+    assert rendered >= 1
+    assert cards.count("shown after") == rendered and "**#1 · " in cards
+
+
+def test_serving_notebook_streams_chats_and_shuts_down(offline_server, capsys):
+    executed, _ = run("solutions", ADVANCED[1], capsys)
+    sse = tagged_text(executed, "sse-client")
+    seen = re.search(r"SSE chunks received: (\d+), at (\d+) distinct times", sse)
+    chunks, distinct = int(seen.group(1)), int(seen.group(2))
+    assert chunks >= 2 and distinct >= 2, "the client saw the answer arrive in pieces, at different times"
+    chat = tagged_text(executed, "ws-chat")
+    assert chat.count("[end of answer") == 3
+    assert "5 messages in this connection's history" in chat  # the second turn saw the first
+    assert re.search(r"first answer from Ray Serve ──\n\s*\S", tagged_text(executed, "ray-start"))
+    assert re.search(r"Ray processes left: 0; port \d+ open: False", tagged_text(executed, "ray-stop"))
+    assert re.search(r"server thread alive: False; port \d+ open: False",
+                     tagged_text(executed, "server-stop"))
+
+
+def test_async_notebook_gathers_sweeps_and_survives_failures(offline_server, capsys):
+    executed, _ = run("solutions", ADVANCED[2], capsys)
+    streamed = tagged_text(executed, "astream")
+    assert streamed.count("|") >= 3 and len(streamed.replace("|", "").strip()) > 3
+    board = tagged_text(executed, "gather-board")
+    for state in ("California", "Texas", "New York"):
+        assert f"── What is the capital of {state}? ──\n" in board
+    assert board.count("[first token") == 3
+    sweep = tagged_text(executed, "sweep")
+    assert [int(v) for v in re.findall(r"^\s+(\d+) \| \d+\.\d+$", sweep, re.M)] == [1, 2, 4, 8]
+    outcomes = tagged_text(executed, "return-exceptions")
+    assert "✗ server down" in outcomes and "✗ too long" in outcomes  # offline: 2,048-token window
+    assert outcomes.count("✔ ") == 2, "the answers that worked are kept"
+
+
+@pytest.mark.parametrize("name", ADVANCED)
+def test_student_copy_fails_only_at_exercises(name, offline_server, capsys):
+    executed, marker = run("notebooks", name, capsys)
+    cells = executed.notebook.cells
+    first_answer = next(i for i, c in enumerate(cells) if c.metadata.get("nbgrader", {}).get("solution"))
+    failing = executed.cells_with_errors()
+    assert failing, "an unanswered exercise must fail"
+    for cell in failing:
+        index = cells.index(cell)
+        error = next(o for o in cell.outputs if o.output_type == "error")
+        assert index > first_answer, f"cell {index} failed before the exercise: {error.ename}"
+        assert error.ename == "NotImplementedError", (
+            f"cell {index} failed for another reason: {error.ename}: {error.evalue}")
+    graded = [c for c in cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert graded and all(c in failing for c in graded), "every test cell fails on the unanswered stub"
+    assert_nothing_left_behind(marker)
