@@ -1,0 +1,155 @@
+"""nbgrader grades the exercises of notebooks 4-6 exactly: right, wrong and broken submissions,
+built from the student copies, autograded against the real offline server."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import textwrap
+
+import nbformat
+import pytest
+
+from helpers.grading import course
+
+ANSWER_STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()"
+FULL_MARKS = 4
+
+
+def body(code: str) -> str:
+    return textwrap.indent(textwrap.dedent(code).strip("\n"), "    ")
+
+
+# assignment: (answer cell's grade_id, {student: (function body, expected score)})
+EXERCISES = {
+    "04_generators_and_structured_streaming": ("lines_with", {
+        "right": (body("""
+            wanted = keyword.lower()
+            pending = ""
+            for chunk in chunks:
+                pending += chunk_text(chunk)
+                *complete, pending = pending.split("\\n")
+                yield from (line for line in complete if wanted in line.lower())
+            if wanted in pending.lower():
+                yield pending
+        """), 4),
+        # right lines, but reads the whole stream before the first one: not lazy
+        "wrong": (body("""
+            text = "".join(chunk_text(chunk) for chunk in chunks)
+            return [line for line in text.split("\\n") if keyword.lower() in line.lower()]
+        """), 2),
+        "broken": (body("""
+            raise RuntimeError("I will finish this later")
+        """), 0),
+    }),
+    "05_serving_streams": ("measure_sse", {
+        "right": (body("""
+            start, pieces, ttft = clock(), [], None
+            for line in lines:
+                if line.startswith("event:") and line.split(":", 1)[1].strip() == "done":
+                    break
+                if line.startswith("data:"):
+                    delta = json.loads(line[5:]).get("delta", "")
+                    if delta:
+                        ttft = clock() - start if ttft is None else ttft
+                        pieces.append(delta)
+            return {"text": "".join(pieces), "chunks": len(pieces), "ttft_s": ttft}
+        """), 4),
+        # right numbers, but never stops at the done event: hangs on an open connection
+        "wrong": (body("""
+            start, pieces, ttft = clock(), [], None
+            for line in lines:
+                if line.startswith("data:"):
+                    delta = json.loads(line[5:]).get("delta", "")
+                    if delta:
+                        ttft = clock() - start if ttft is None else ttft
+                        pieces.append(delta)
+            return {"text": "".join(pieces), "chunks": len(pieces), "ttft_s": ttft}
+        """), 2),
+        "broken": (body("""
+            return {"text": lines.decode()}
+        """), 0),
+    }),
+    "06_async_and_concurrency": ("answer_all", {
+        "right": (body("""
+            limit_gate = asyncio.Semaphore(limit)
+
+            async def ask(prompt):
+                async with limit_gate:
+                    return (await llm.ainvoke(prompt)).content
+
+            return await asyncio.gather(*map(ask, prompts), return_exceptions=True)
+        """), 4),
+        # keeps every answer, in order, but one request at a time
+        "wrong": (body("""
+            results = []
+            for prompt in prompts:
+                try:
+                    results.append((await llm.ainvoke(prompt)).content)
+                except Exception as exc:
+                    results.append(exc)
+            return results
+        """), 2),
+        "broken": (body("""
+            raise NotImplementedError("no time left")
+        """), 0),
+    }),
+}
+
+
+def submission(student_copy, grade_id: str, code: str) -> nbformat.NotebookNode:
+    notebook = nbformat.read(student_copy, as_version=4)
+    answer = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    assert ANSWER_STUB in answer.source, "the student copy has the stub where the answer goes"
+    answer.source = answer.source.replace(ANSWER_STUB, code)
+    return notebook
+
+
+@pytest.fixture(scope="module")
+def grades(offline_server, tmp_path_factory):
+    """Release notebooks 4-6 into a fresh course, autograde all submissions, export the CSV."""
+    tmp = tmp_path_factory.mktemp("advanced-grading")
+    solutions, root, released = tmp / "solutions", tmp / "course", tmp / "released"
+    solutions.mkdir()
+    for aid in EXERCISES:
+        shutil.copy2(course.SOLUTIONS / f"{aid}.ipynb", solutions / f"{aid}.ipynb")
+    course.release(course=root, solutions=solutions, notebooks=released)
+    env = course.grading_env(offline_server.base_url, "smollm2-135m-instruct")
+    for aid, (grade_id, students) in EXERCISES.items():
+        for student, (code, _) in students.items():
+            folder = root / "submitted" / student / aid
+            folder.mkdir(parents=True)
+            nbformat.write(submission(released / f"{aid}.ipynb", grade_id, code), folder / f"{aid}.ipynb")
+        done = course.nbgrader(["autograde", aid, "--create", "--force"], course=root, env=env, check=False)
+        print(done.stdout[-2000:], done.stderr[-2000:])
+    grades_csv = root / "grades.csv"
+    course.nbgrader(["export", f"--CsvExportPlugin.to={grades_csv}"], course=root)
+    with grades_csv.open() as handle:
+        rows = {(row["assignment"], row["student_id"]): row for row in csv.DictReader(handle)}
+    return root, rows
+
+
+CASES = [(aid, student, expected) for aid, (_, students) in EXERCISES.items()
+         for student, (_, expected) in students.items()]
+
+
+@pytest.mark.parametrize(("aid", "student", "expected"), CASES, ids=[f"{a[:2]}-{s}" for a, s, _ in CASES])
+def test_exact_score(grades, aid, student, expected):
+    _, rows = grades
+    assert (aid, student) in rows, f"{student} was not graded for {aid}"
+    row = rows[(aid, student)]
+    assert float(row["max_score"]) == FULL_MARKS
+    assert float(row["score"]) == expected
+
+
+@pytest.mark.parametrize("aid", list(EXERCISES))
+def test_wrong_answers_fail_the_behaviour_they_miss(grades, aid):
+    root, _ = grades
+    notebook = nbformat.read(root / "autograded" / "wrong" / aid / f"{aid}.ipynb", as_version=4)
+    failed = [c.metadata["nbgrader"]["grade_id"] for c in notebook.cells
+              if c.metadata.get("nbgrader", {}).get("grade")
+              and any(o.output_type == "error" for o in c.get("outputs", []))]
+    expected = {"04_generators_and_structured_streaming": ["test_lines_with_is_lazy"],
+                "05_serving_streams": ["test_measure_sse_stops_at_done"],
+                "06_async_and_concurrency": ["test_answer_all_concurrency_limit"]}
+    assert failed == expected[aid]
