@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
-from .chunks import chunk_output_tokens, chunk_text
+from .chunks import chunk_finish_reason, chunk_output_tokens, chunk_text
 from .friendly_errors import explain
 from .live_display import choose_mode
 from .streaming import StreamResult
@@ -56,13 +56,12 @@ class StreamBoard:
         result.chunk_count += 1
         result.arrivals_s.append(now)
         result.chunk_texts.append(text)
-        tokens = chunk_output_tokens(chunk)
-        if tokens is not None:
-            result.output_tokens = tokens
+        result.output_tokens = chunk_output_tokens(chunk) or result.output_tokens
+        result.finish_reason = chunk_finish_reason(chunk) or result.finish_reason
         if text:
-            if result.ttft_s is None:
-                result.ttft_s = now
+            result.ttft_s = now if result.ttft_s is None else result.ttft_s
             result.text += text
+            result.content_chunks += 1
         result.total_s = now
         self._maybe_draw()
 

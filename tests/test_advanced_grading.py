@@ -20,6 +20,22 @@ def body(code: str) -> str:
     return textwrap.indent(textwrap.dedent(code).strip("\n"), "    ")
 
 
+SSE_RIGHT = body("""
+    start, pieces, ttft = clock(), [], None
+    for line in lines:
+        if line.startswith("event:") and line.split(":", 1)[1].strip() == "done":
+            break
+        if line.startswith("data:"):
+            delta = json.loads(line[5:]).get("delta", "")
+            if delta:
+                ttft = clock() - start if ttft is None else ttft
+                pieces.append(delta)
+    return {"text": "".join(pieces), "chunks": len(pieces), "ttft_s": ttft}
+""")
+SSE_STOP = SSE_RIGHT.splitlines(keepends=True)[2:4]  # the two lines that stop at `event: done`
+assert "done" in SSE_STOP[0] and "break" in SSE_STOP[1]
+
+
 # assignment: (answer cell's grade_id, {student: (function body, expected score)})
 EXERCISES = {
     "04_generators_and_structured_streaming": ("lines_with", {
@@ -43,29 +59,9 @@ EXERCISES = {
         """), 0),
     }),
     "05_serving_streams": ("measure_sse", {
-        "right": (body("""
-            start, pieces, ttft = clock(), [], None
-            for line in lines:
-                if line.startswith("event:") and line.split(":", 1)[1].strip() == "done":
-                    break
-                if line.startswith("data:"):
-                    delta = json.loads(line[5:]).get("delta", "")
-                    if delta:
-                        ttft = clock() - start if ttft is None else ttft
-                        pieces.append(delta)
-            return {"text": "".join(pieces), "chunks": len(pieces), "ttft_s": ttft}
-        """), 4),
+        "right": (SSE_RIGHT, 4),
         # right numbers, but never stops at the done event: hangs on an open connection
-        "wrong": (body("""
-            start, pieces, ttft = clock(), [], None
-            for line in lines:
-                if line.startswith("data:"):
-                    delta = json.loads(line[5:]).get("delta", "")
-                    if delta:
-                        ttft = clock() - start if ttft is None else ttft
-                        pieces.append(delta)
-            return {"text": "".join(pieces), "chunks": len(pieces), "ttft_s": ttft}
-        """), 2),
+        "wrong": (SSE_RIGHT.replace("".join(SSE_STOP), ""), 2),
         "broken": (body("""
             return {"text": lines.decode()}
         """), 0),

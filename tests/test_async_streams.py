@@ -33,6 +33,7 @@ def test_board_records_each_stream_on_one_clock_and_prints_at_the_end():
     assert results["a"].text == "Yo" and results["a"].ttft_s == pytest.approx(1.0)
     assert results["a"].arrivals_s == pytest.approx([0.5, 1.0]) and results["a"].chunk_count == 2
     assert results["b"].text == "Hi there" and results["b"].total_s == pytest.approx(2.0)
+    assert results["a"].content_chunks == 1 and results["b"].tokens_per_s == pytest.approx(1.0)
     printed = out.getvalue()
     assert printed.startswith("── two ──") and "── a ──\nYo\n[first token 1.00 s" in printed
     assert "── b ──\nHi there" in printed
