@@ -68,8 +68,8 @@ def test_workshop_serves_lab_with_token_and_stops_everything_on_ctrl_c(tmp_path)
     lines = []
     try:
         deadline = time.monotonic() + 180
-        url = None
-        while time.monotonic() < deadline and url is None:
+        url = log = None
+        while time.monotonic() < deadline and log is None:
             line = process.stdout.readline()
             if not line:
                 break
@@ -77,6 +77,8 @@ def test_workshop_serves_lab_with_token_and_stops_everything_on_ctrl_c(tmp_path)
             match = re.search(r"Open: (http://127\.0\.0\.1:\d+/lab/tree/\S+\?token=(\S+))", line)
             if match:
                 url, token = match.group(1), match.group(2)
+            if "JupyterLab log:" in line:
+                log = line.split(":", 1)[1].strip()
         assert url, "no URL printed:\n" + "".join(lines)
         assert f":{lab_port}/lab/tree/notebooks/01_setup_and_first_call.ipynb" in url
         assert server_status(server_port).running, "the offline server was started"
@@ -86,7 +88,6 @@ def test_workshop_serves_lab_with_token_and_stops_everything_on_ctrl_c(tmp_path)
         assert listing.status_code == 200
         names = {item["name"] for item in listing.json()["content"]}
         assert "02_streaming_and_batching.ipynb" in names
-        log = next(line for line in lines if "JupyterLab log:" in line).split(":", 1)[1].strip()
         assert token not in Path(log).read_text(), "the token must not be written to the log"
 
         process.send_signal(signal.SIGINT)  # Ctrl-C
