@@ -12,6 +12,8 @@ import pytest
 
 from helpers.grading import course
 
+pytestmark = pytest.mark.server
+
 ANSWER_STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()"
 FULL_MARKS = 4
 

@@ -14,6 +14,8 @@ from helpers.serving import looks_like_ray
 
 from notebook_runner import REPO, execute
 
+pytestmark = pytest.mark.server
+
 ADVANCED = ["04_generators_and_structured_streaming", "05_serving_streams", "06_async_and_concurrency"]
 CELL_TIMEOUT_S = 300  # generous: the machine may be busy; these tests assert behaviour, not speed
 _EXECUTED: dict[tuple[str, str], tuple[object, str]] = {}
