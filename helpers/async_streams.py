@@ -10,7 +10,6 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
-from .chunks import chunk_finish_reason, chunk_output_tokens, chunk_text
 from .friendly_errors import explain
 from .live_display import choose_mode
 from .streaming import StreamResult
@@ -52,16 +51,7 @@ class StreamBoard:
         """Record one chunk of stream `key` (a message chunk, an SDK chunk or a string)."""
         result = self.results[key]
         now = self.clock() - self._start
-        text = chunk_text(chunk)
-        result.chunk_count += 1
-        result.arrivals_s.append(now)
-        result.chunk_texts.append(text)
-        result.output_tokens = chunk_output_tokens(chunk) or result.output_tokens
-        result.finish_reason = chunk_finish_reason(chunk) or result.finish_reason
-        if text:
-            result.ttft_s = now if result.ttft_s is None else result.ttft_s
-            result.text += text
-            result.content_chunks += 1
+        result.text += result.record(chunk, now)
         result.total_s = now
         self._maybe_draw()
 

@@ -29,6 +29,20 @@ class StreamResult:
     redraws: int = 0
     content_chunks: int = 0  # chunks that carried text
 
+    def record(self, chunk: Any, now: float) -> str:
+        """Book one chunk that arrived `now` seconds after the start; returns its text."""
+        text = chunk_text(chunk)
+        self.chunk_count += 1
+        self.arrivals_s.append(now)
+        self.chunk_texts.append(text)
+        self.output_tokens = chunk_output_tokens(chunk) or self.output_tokens
+        self.finish_reason = chunk_finish_reason(chunk) or self.finish_reason
+        if text:
+            if self.ttft_s is None:
+                self.ttft_s = now
+            self.content_chunks += 1
+        return text
+
     @property
     def completed(self) -> bool:
         return self.error is None
@@ -78,21 +92,9 @@ def stream_print(
     try:
         for chunk in stream:
             now = clock() - start
-            text = chunk_text(chunk)
-            result.chunk_count += 1
-            result.arrivals_s.append(now)
-            result.chunk_texts.append(text)
-            tokens = chunk_output_tokens(chunk)
-            if tokens is not None:
-                result.output_tokens = tokens
-            reason = chunk_finish_reason(chunk)
-            if reason:
-                result.finish_reason = reason
+            text = result.record(chunk, now)
             if text:
-                if result.ttft_s is None:
-                    result.ttft_s = now
                 parts.append(text)
-                result.content_chunks += 1
                 if view.due():  # build the text and stats only when a redraw will happen
                     result.total_s = now
                     view.update("".join(parts), result.stats_line())
