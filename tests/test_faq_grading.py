@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 
 import nbformat
 import pytest
@@ -55,9 +56,13 @@ def graded(offline_server, tmp_path_factory):
         nbformat.write(_submission(source, whole), folder / f"{AID}.ipynb")
     env = course.grading_env(offline_server.base_url, "smollm2-135m-instruct")
     env["KIT_CELL_TIMEOUT_S"] = os.environ.get("KIT_CELL_TIMEOUT_S", "90")
+    started = time.perf_counter()
     done = course.nbgrader(["autograde", AID, "--create", "--force"], course=root, env=env,
                            check=False)
+    seconds = time.perf_counter() - started
     print(done.stdout[-3000:], done.stderr[-3000:])
+    print(f"autograded {len(SUBMISSIONS)} submissions in {seconds:.0f} s "
+          f"({seconds / len(SUBMISSIONS):.0f} s each, one of them a {env['KIT_CELL_TIMEOUT_S']} s timeout)")
     course.nbgrader(["generate_feedback", AID, "--force"], course=root)
     grades_csv = root / "grades.csv"
     course.nbgrader(["export", f"--CsvExportPlugin.to={grades_csv}"], course=root)
