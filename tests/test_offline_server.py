@@ -15,13 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import require
 
 from helpers.friendly_errors import explain
 from helpers.offline import ensure_llama_server, server_status
 from helpers.offline.paths import log_file
 from helpers.offline.server import free_port, stop_server
 from helpers.settings import OFFLINE_MODEL_ID
+
+from conftest import require
 
 pytestmark = pytest.mark.server
 
