@@ -17,5 +17,4 @@ c.CourseDirectory.db_url = "sqlite:///course/gradebook.db"
 # an error, and grading goes on with the next cell and the next student.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
-c.Execute.allow_errors = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 
@@ -48,7 +49,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str = "", a
     ax.invert_yaxis()
     ax.set_xlabel(f"wall time ({unit})")
     ax.set_xlim(0, max(values) * 1.25 if values else 1)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 80), fontsize=9)
     return fig
 
 
