@@ -48,7 +48,7 @@ browser-deps:  ## Debian's chromium for the browser test (never `playwright inst
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 test: llama browser-deps  ## the whole test suite (unit, server, notebooks, grading, browser)
-	CI=$${CI:-} $(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=25
 
 lint: setup  ## ruff
 	$(BIN)/ruff check .
