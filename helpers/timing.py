@@ -88,7 +88,8 @@ class Comparison:
     def plot(self, ax=None, title: str | None = None):
         from .charts import bar_chart
 
-        return bar_chart(self.labels, self.medians_s, title=title or self.summary(), ax=ax)
+        default = f"{self.labels[1]} is {self.ratio:.2f}x faster than {self.labels[0]}"
+        return bar_chart(self.labels, self.medians_s, title=title or default, ax=ax)
 
 
 def compare(first: Callable[[], Any], second: Callable[[], Any],
