@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers.offline.server import free_port, port_is_free, server_status
+from helpers.offline.server import free_port, port_is_free, server_status, stop_server
 from helpers.workshop import choose_backend, lab_command
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,8 +94,14 @@ def test_workshop_serves_lab_with_token_and_stops_everything_on_ctrl_c(tmp_path)
         rest, _ = process.communicate(timeout=60)
         lines.append(rest)
     finally:
-        if process.poll() is None:
-            process.kill()
+        if process.poll() is None:  # a failed assertion above: still clean up everything
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        stop_server(server_port, quiet=True)  # no-op when the workshop already stopped it
     output = "".join(lines)
     assert process.returncode == 0, output
     assert "Stopped the offline server" in output
