@@ -110,12 +110,8 @@ def timelines_chart(results: dict[Hashable, StreamResult], title: str | None = N
 
     fig, ax = _figure(ax)
     for key, result in results.items():
-        received, total = [], 0
-        for text in result.chunk_texts:
-            total += len(text)
-            received.append(total)
         label = str(key) if len(str(key)) <= 40 else str(key)[:37] + "…"
-        ax.step(result.arrivals_s, received, where="post", label=label)
+        ax.step(result.arrivals_s, result.characters_received(), where="post", label=label)
     ax.set_xlabel("seconds since the streams started")
     ax.set_ylabel("characters")
     ax.set_xlim(left=0)

@@ -68,12 +68,8 @@ def line_chart(xs: Sequence, ys: Sequence[float], xlabel: str, ylabel: str, titl
 def timeline_chart(result, title: str | None = None, ax=None):
     """Characters received over time for a StreamResult, with first token and end marked."""
     fig, ax = _figure(ax)
-    total = 0
-    received = []
-    for text in result.chunk_texts:
-        total += len(text)
-        received.append(total)
-    ax.step(result.arrivals_s, received, where="post", color="#76b900", label="characters received")
+    ax.step(result.arrivals_s, result.characters_received(), where="post", color="#76b900",
+            label="characters received")
     if result.ttft_s is not None:
         ax.axvline(result.ttft_s, color="#1f77b4", ls="--",
                    label=f"first token {result.ttft_s:.2f} s")

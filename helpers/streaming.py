@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from .chunks import chunk_finish_reason, chunk_output_tokens, chunk_text
@@ -42,6 +43,10 @@ class StreamResult:
                 self.ttft_s = now
             self.content_chunks += 1
         return text
+
+    def characters_received(self) -> list[int]:
+        """Total characters received after each chunk (for timeline charts)."""
+        return list(accumulate(len(text) for text in self.chunk_texts))
 
     @property
     def completed(self) -> bool:
