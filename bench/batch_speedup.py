@@ -47,7 +47,7 @@ def timed(fn) -> float:
 def main() -> None:
     from langchain_nvidia_ai_endpoints import ChatNVIDIA
 
-    from helpers.offline.server import model_endpoint
+    from llm_kit.offline.server import model_endpoint
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)

@@ -111,9 +111,9 @@ def endpoint() -> tuple[str, str, int | None]:
     if base_url:
         return base_url.rstrip("/"), os.environ.get("NIM_MODEL", "smollm2-135m-instruct"), None
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from helpers.offline import start_server
-    from helpers.offline.server import free_port
+    from helpers.ports import free_port
     from helpers.settings import OFFLINE_MODEL_ID
+    from llm_kit.offline import start_server
 
     port = free_port()
     print(f"Starting an offline llama-server on port {port} for this bench…", flush=True)
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         runs, wall = crowd(client, model, args.learners, args.max_tokens)
     finally:
         if started_port is not None:
-            from helpers.offline import stop_server
+            from llm_kit.offline import stop_server
 
             stop_server(started_port, quiet=True)
 

@@ -104,7 +104,7 @@ def synthetic(rounds: int) -> tuple[float, float]:
 def real(rounds: int) -> tuple[float, float]:
     from langchain_nvidia_ai_endpoints import ChatNVIDIA
 
-    from helpers.offline.server import model_endpoint
+    from llm_kit.offline.server import model_endpoint
 
     with model_endpoint() as (base_url, model):
         llm = ChatNVIDIA(base_url=base_url, model=model, temperature=0, max_completion_tokens=200)

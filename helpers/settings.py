@@ -11,6 +11,7 @@ WORKSHOP_BASE_URL = "http://llama:8000/v1"
 WORKSHOP_MODEL = "meta/llama-3.1-8b-instruct"
 HOSTED_BASE_URL = "https://integrate.api.nvidia.com/v1"
 OFFLINE_MODEL_ID = "smollm2-135m-instruct"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 OFFLINE_CAVEAT = (
     "You are on the offline model: SmolLM2-135M-Instruct, a tiny model running on your CPU. "
@@ -45,8 +46,10 @@ class ConnectionSettings:
 
     def describe(self) -> str:
         """One paragraph saying which backend this is (and the offline model's caveat)."""
+        host = urlparse(self.base_url).hostname or ""
+        where = "on this machine" if host in LOOPBACK_NAMES else f"at {host}"
         names = {
-            "offline": "the offline llama.cpp server on this machine",
+            "offline": f"the kit's llama.cpp server (SmolLM2-135M on a CPU) {where}",
             "hosted": "NVIDIA's hosted API catalog",
             "nim": "a NIM (Llama 3.1 8B Instruct, OpenAI-compatible)",
         }

@@ -22,12 +22,12 @@ def require(condition: bool, reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def offline_server():
-    """A real llama-server (SmolLM2-135M) on a free 127.0.0.1 port; stopped at the end.
+    """A real llama.cpp server (SmolLM2-135M) on a free 127.0.0.1 port; stopped at the end.
 
     Exports NIM_BASE_URL/NIM_MODEL so notebooks and subprocesses use it.
     """
-    from helpers.offline import server_status, start_server, stop_server
-    from helpers.offline.server import free_port
+    from helpers.ports import free_port
+    from llm_kit.offline import server_status, start_server, stop_server
 
     port = int(os.environ.get("KIT_TEST_SERVER_PORT") or free_port())
     reuse = server_status(port).running  # a developer may keep one running between runs

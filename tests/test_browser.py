@@ -28,7 +28,7 @@ import httpx
 import nbformat
 import pytest
 
-from helpers.offline.server import free_port
+from helpers.ports import free_port
 
 from conftest import REPO, require
 

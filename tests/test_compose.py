@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from helpers.cli import build_parser
+from llm_kit.cli import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
@@ -267,7 +267,7 @@ def test_cpu_llama_runs_the_kits_server_under_the_name_llama(services):
     assert cpu["command"] == SERVER_COMMAND
     assert "llama" in cpu["networks"]["default"]["aliases"]
     assert cpu["image"] == services["lab-cpu"]["image"] == services["lab"]["image"]
-    assert cpu["build"] == services["lab-cpu"]["build"] == "."
+    assert cpu["build"] == "." and cpu["image"] == services["lab-cpu"]["image"]
     assert "deploy" not in cpu, "the cpu profile must not ask for a GPU"
 
 

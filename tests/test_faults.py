@@ -26,10 +26,10 @@ from test_offline_server import llama_server_pids
 
 from helpers import StreamResult, explain, stream_print
 from helpers.friendly_errors import BackendNotReady
-from helpers.offline import server_status, start_server, stop_server
-from helpers.offline.server import free_port
+from helpers.ports import free_port
 from helpers.readiness import check_ready, wait_until_ready
 from helpers.settings import HOSTED_BASE_URL, OFFLINE_MODEL_ID, WORKSHOP_MODEL, load_settings
+from llm_kit.offline import server_status, start_server, stop_server
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TIMEOUT_S = 50  # every HTTP call a row makes gives up after this (2 shared cores: be patient)

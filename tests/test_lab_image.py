@@ -73,16 +73,20 @@ def test_image_starts_with_the_readmes_workshop_command():
 def test_image_builds_what_make_workshop_needs_ahead_of_time():
     runs = [args for word, args in dockerfile_instructions() if word == "RUN"]
     assert "make setup" in runs, "the virtualenv must be built into the image"
-    assert "make llama" in runs, "llama-server must be compiled into the image"
-    assert runs.index("make setup") < runs.index("make llama")
+    assert not any("cmake" in run or "build-essential" in run for run in runs), \
+        "the model server comes prebuilt: the image needs no compiler"
     env = env_values()
-    assert env["KIT_LLAMA_NATIVE"] == "0", "an image needs the portable llama-server build"
     assert env["KIT_LAB_IP"] == "0.0.0.0"
-    assert env["KIT_CACHE_DIR"], "the llama-server build must live at a fixed path in the image"
-    # `make workshop` runs the same targets, so the image's build is what it finds.
+    assert env["KIT_CACHE_DIR"], "the model check's record must live at a fixed path in the image"
+    # `make workshop` runs the same target, so the image's setup is what it finds.
     makefile = (REPO / "Makefile").read_text()
-    assert re.search(r"^workshop:\s*llama\b", makefile, re.MULTILINE)
-    assert re.search(r"^llama:\s*setup\b", makefile, re.MULTILINE)
+    assert re.search(r"^workshop:\s*setup\b", makefile, re.MULTILINE)
+
+
+def test_image_copies_both_packages():
+    copies = [shlex.split(args) for word, args in dockerfile_instructions() if word == "COPY"]
+    copied = {part.rstrip("/") for args in copies for part in args[:-1] if not part.startswith("--")}
+    assert {"helpers", "llm_kit", "pyproject.toml"} <= copied
 
 
 def test_image_copies_no_local_state():
@@ -100,10 +104,17 @@ def test_image_python_matches_environment_yml():
     assert f"python={match.group(1)}" in environment["dependencies"]
 
 
-def test_compose_builds_this_image_for_the_lab():
+def test_compose_builds_this_image_once_per_profile():
     services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
-    for name in ("lab", "lab-cpu", "llama-cpu"):
-        assert services[name]["build"] == "."
+    images = {services[name]["image"] for name in ("lab", "lab-cpu", "llama-cpu")}
+    assert len(images) == 1, "the lab and the cpu model server share one image"
+    for profile in ("gpu", "cpu"):
+        users = [name for name, svc in services.items()
+                 if profile in svc.get("profiles", []) and svc.get("image") in images]
+        builders = [name for name in users if "build" in services[name]]
+        assert len(builders) == 1, f"{profile}: exactly one service builds the image, not {builders}"
+        for name in set(users) - set(builders):
+            assert services[name].get("pull_policy") == "never", f"{name} must not pull the image"
     for name in ("lab", "lab-cpu"):  # they run the image's own CMD, i.e. `make workshop`
         assert "command" not in services[name] and "entrypoint" not in services[name]
 

@@ -101,7 +101,7 @@ def test_llama_cpp_health_when_nim_endpoint_missing(stub):
 
 
 def test_unreachable_server():
-    from helpers.offline.server import free_port
+    from helpers.ports import free_port
 
     s = ConnectionSettings(f"http://127.0.0.1:{free_port()}/v1", "m")
     assert check_ready(s).state == "unreachable"
@@ -124,7 +124,7 @@ def test_wait_until_ready_gives_up_with_one_paragraph(stub):
 
 
 def test_unreachable_fails_fast_naming_the_start_command():
-    from helpers.offline.server import free_port
+    from helpers.ports import free_port
 
     s = ConnectionSettings(f"http://127.0.0.1:{free_port()}/v1", "m")
     ticks = iter(range(1000))

@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers.offline.server import free_port, port_is_free, server_status, stop_server
-from helpers.workshop import choose_backend, lab_command
+from helpers.ports import free_port, port_is_free
+from llm_kit.offline.server import server_status, stop_server
+from llm_kit.workshop import choose_backend, lab_command
 
 REPO = Path(__file__).resolve().parent.parent
 KIT = Path(sys.executable).parent / "llm-kit"

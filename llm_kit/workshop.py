@@ -12,10 +12,11 @@ from pathlib import Path
 
 import httpx
 
-from .friendly_errors import KitError
+from helpers.friendly_errors import KitError
+from helpers.readiness import check_ready
+from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings, load_settings
+
 from .offline.paths import run_dir
-from .readiness import check_ready
-from .settings import OFFLINE_MODEL_ID, ConnectionSettings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIRST_NOTEBOOK = "notebooks/01_setup_and_first_call.ipynb"
@@ -73,8 +74,9 @@ def _wait_for_lab(url: str, process: subprocess.Popen, timeout_s: float = 60.0) 
 def run_workshop(lab_port: int = 8888, lab_ip: str | None = None, server_port: int = 8000,
                  dry_run: bool = False) -> int:
     """Start what is needed, print the URL, and stop it all on Ctrl-C."""
+    from helpers.ports import port_is_free
+
     from .offline import server_status, start_server, stop_server
-    from .offline.server import port_is_free
 
     ip = lab_ip or os.environ.get("KIT_LAB_IP", "127.0.0.1")
     settings, want_offline = choose_backend(server_port)

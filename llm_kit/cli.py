@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .friendly_errors import KitError
+from helpers.friendly_errors import KitError
+
+from .offline.engine import DEFAULT_PARALLEL, DEFAULT_PORT
 
 
 def _server(args: argparse.Namespace) -> int:
-    from .offline import ensure_llama_server, server_status, start_server, stop_server
-    from .offline.model import find_model
+    from .offline import server_status, start_server, stop_server
 
-    if args.action == "build":
-        ensure_llama_server()
-        print(f"model: {find_model()}")
+    if args.action == "check":
+        from .offline.cpu import ENGINE_PACKAGE, ENGINE_VERSION, require_supported_cpu
+        from .offline.model import verified_model
+
+        require_supported_cpu()
+        print(f"engine: {ENGINE_PACKAGE} {ENGINE_VERSION} (llama.cpp's server, prebuilt)")
+        print(f"model:  {verified_model()} (sha256 verified)")
     elif args.action == "start" and args.foreground:
         from .offline.server import exec_foreground
 
@@ -41,12 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llm-kit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    server = commands.add_parser("server", help="the offline llama.cpp model server")
-    server.add_argument("action", choices=["start", "stop", "status", "build"])
-    server.add_argument("--port", type=int, default=_env_int("KIT_SERVER_PORT", 8000))
+    server = commands.add_parser("server", help="the offline llama.cpp model server "
+                                 "(check: CPU and model file)")
+    server.add_argument("action", choices=["start", "stop", "status", "check"])
+    server.add_argument("--port", type=int, default=_env_int("KIT_SERVER_PORT", DEFAULT_PORT))
     server.add_argument("--host", default="127.0.0.1",
                         help="address to bind (127.0.0.1; 0.0.0.0 only inside a container)")
-    server.add_argument("--parallel", type=int, default=6, help="parallel slots (default 6)")
+    server.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL,
+                        help=f"parallel slots (default {DEFAULT_PARALLEL})")
     server.add_argument("--foreground", action="store_true",
                         help="run in the foreground (containers); Ctrl-C stops it")
     server.set_defaults(run=_server)
@@ -54,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     workshop = commands.add_parser("workshop", help="start JupyterLab connected to an LLM")
     workshop.add_argument("--port", type=int, default=_env_int("KIT_LAB_PORT", 8888))
     workshop.add_argument("--ip", default=None, help="JupyterLab address (default 127.0.0.1)")
-    workshop.add_argument("--server-port", type=int, default=_env_int("KIT_SERVER_PORT", 8000))
+    workshop.add_argument("--server-port", type=int, default=_env_int("KIT_SERVER_PORT", DEFAULT_PORT))
     workshop.add_argument("--dry-run", action="store_true",
                           help="print what would be started and exit")
     workshop.set_defaults(run=_workshop)

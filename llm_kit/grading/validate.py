@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..friendly_errors import KitError
+from helpers.friendly_errors import KitError
 
 SUCCESS = "Success! Your notebook passes all the tests."
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..friendly_errors import KitError
+from helpers.friendly_errors import KitError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = REPO_ROOT / "solutions"

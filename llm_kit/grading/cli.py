@@ -6,8 +6,9 @@ import contextlib
 import os
 from pathlib import Path
 
-from ..friendly_errors import KitError
-from ..settings import OFFLINE_MODEL_ID
+from helpers.friendly_errors import KitError
+from helpers.settings import OFFLINE_MODEL_ID
+
 from . import course
 
 

@@ -22,8 +22,8 @@ def run_dir() -> Path:
 
 
 def pid_file(port: int) -> Path:
-    return run_dir() / f"llama-server-{port}.json"
+    return run_dir() / f"offline-server-{port}.json"
 
 
 def log_file(port: int) -> Path:
-    return run_dir() / f"llama-server-{port}.log"
+    return run_dir() / f"offline-server-{port}.log"

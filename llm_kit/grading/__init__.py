@@ -1,0 +1,1 @@
+"""Instructor and student commands around nbgrader (`llm-kit grade ...`)."""
