@@ -12,6 +12,7 @@ WORKSHOP_MODEL = "meta/llama-3.1-8b-instruct"
 HOSTED_BASE_URL = "https://integrate.api.nvidia.com/v1"
 OFFLINE_MODEL_ID = "smollm2-135m-instruct"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+OFFLINE_ANSWER_CAP = 300  # tokens per answer on the offline model
 
 OFFLINE_CAVEAT = (
     "You are on the offline model: SmolLM2-135M-Instruct, a tiny model running on your CPU. "
@@ -37,6 +38,13 @@ class ConnectionSettings:
         if urlparse(self.base_url).hostname == urlparse(HOSTED_BASE_URL).hostname:
             return "hosted"
         return "nim"
+
+    @property
+    def max_answer_tokens(self) -> int | None:
+        """The answer cap the notebooks pass as `max_completion_tokens`: a concession to the
+        offline model on a laptop CPU (cells finish in seconds); None on a NIM or the hosted
+        catalog, where answers arrive whole."""
+        return OFFLINE_ANSWER_CAP if self.backend == "offline" else None
 
     @property
     def server_root(self) -> str:
