@@ -57,7 +57,7 @@ class ConnectionSettings:
         host = urlparse(self.base_url).hostname or ""
         where = "on this machine" if host in LOOPBACK_NAMES else f"at {host}"
         names = {
-            "offline": f"the kit's llama.cpp server (SmolLM2-135M on a CPU) {where}",
+            "offline": f"the offline llama.cpp server (SmolLM2-135M on a CPU) {where}",
             "hosted": "NVIDIA's hosted API catalog",
             "nim": "a NIM (Llama 3.1 8B Instruct, OpenAI-compatible)",
         }

@@ -10,7 +10,7 @@ import textwrap
 import nbformat
 import pytest
 
-from helpers.grading import course
+from llm_kit.grading import course
 
 pytestmark = pytest.mark.server
 

@@ -12,7 +12,7 @@ import time
 import nbformat
 import pytest
 
-from helpers.grading import course
+from llm_kit.grading import course
 
 from notebook_runner import REPO
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from helpers.grading import course
+from llm_kit.grading import course
 
 from notebook_runner import REPO
 
