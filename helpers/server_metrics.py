@@ -1,0 +1,86 @@
+"""What the model server itself reports: tokens generated so far, requests running, busy slots.
+
+Reads Prometheus metrics (llama.cpp `/metrics`, a NIM's `/v1/metrics`) and llama.cpp's `/slots`,
+so a lesson can show the server's side of a stream: still generating, or stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from .settings import ConnectionSettings
+
+# Our name -> the metric's name on each server (llama.cpp first, then a NIM / vLLM).
+METRIC_NAMES = {
+    "tokens_generated_total": ("llamacpp:tokens_predicted_total", "generation_tokens_total",
+                               "vllm:generation_tokens_total"),
+    "prompt_tokens_total": ("llamacpp:prompt_tokens_total", "prompt_tokens_total",
+                            "vllm:prompt_tokens_total"),
+    "requests_running": ("llamacpp:requests_processing", "num_requests_running",
+                         "vllm:num_requests_running"),
+}
+METRICS_PATHS = ("/metrics", "/v1/metrics")  # llama.cpp, NIM
+
+
+@dataclass(frozen=True)
+class ServerMetrics:
+    """One reading of the server's counters (None: this server does not report it)."""
+
+    tokens_generated_total: float | None
+    prompt_tokens_total: float | None
+    requests_running: float | None
+    source: str  # the URL they came from
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text format -> {sample name: value}, labelled samples summed per name."""
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    return values
+
+
+def _pick(values: dict[str, float], names: tuple[str, ...]) -> float | None:
+    return next((values[name] for name in names if name in values), None)
+
+
+def read_metrics(settings: ConnectionSettings, timeout_s: float = 5.0) -> ServerMetrics | None:
+    """The server's metrics now, or None when it serves none (the hosted catalog, or a
+    llama.cpp server started without --metrics)."""
+    for path in METRICS_PATHS:
+        url = settings.server_root + path
+        try:
+            response = httpx.get(url, timeout=timeout_s)
+        except httpx.TransportError:
+            return None
+        if response.status_code == 200 and "# TYPE" in response.text:
+            values = parse_metrics(response.text)
+            return ServerMetrics(**{ours: _pick(values, theirs) for ours, theirs in
+                                    METRIC_NAMES.items()}, source=url)
+    return None
+
+
+def busy_slots(settings: ConnectionSettings, timeout_s: float = 5.0) -> int | None:
+    """How many of llama.cpp's slots are generating right now (None: no /slots endpoint)."""
+    try:
+        response = httpx.get(settings.server_root + "/slots", timeout=timeout_s)
+    except httpx.TransportError:
+        return None
+    if response.status_code != 200:
+        return None
+    return sum(1 for slot in response.json() if slot.get("is_processing"))
+
+
+def requests_in_flight(settings: ConnectionSettings) -> int | None:
+    """Requests the server is working on: busy slots on llama.cpp, else the metrics' gauge."""
+    slots = busy_slots(settings)
+    if slots is not None:
+        return slots
+    metrics = read_metrics(settings)
+    if metrics is None or metrics.requests_running is None:
+        return None
+    return int(metrics.requests_running)
