@@ -10,7 +10,7 @@ KIT_SERVER_PORT ?= 8000
 SUBMISSIONS ?= submitted
 export KIT_LAB_PORT KIT_SERVER_PORT
 
-.PHONY: help setup workshop server stop status test lint bench browser-deps \
+.PHONY: help setup workshop server stop status test lint bench browser-deps preflight \
         release autograde feedback grades validate clean
 
 help:  ## list the commands
@@ -44,6 +44,9 @@ browser-deps:  ## Debian's chromium for the browser test (never `playwright inst
 	  echo "Installing Debian's chromium for the browser test…"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+preflight: setup  ## check the configured backend does all the notebooks need (COMPOSE=1 on the GPU host)
+	$(KIT) preflight $(if $(COMPOSE),--compose)
 
 test: setup browser-deps  ## the whole test suite (unit, server, notebooks, grading, browser)
 	$(BIN)/python -m pytest -ra --durations=25

@@ -67,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     workshop.set_defaults(run=_workshop)
 
     from .grading.cli import add_grading_commands
+    from .preflight import add_preflight_command
 
     add_grading_commands(commands)
+    add_preflight_command(commands, _env_int("KIT_SERVER_PORT", DEFAULT_PORT))
     return parser
 
 

@@ -1,0 +1,333 @@
+"""`llm-kit preflight`: every row passes on the real offline server (through the real CLI), and
+real faults turn exactly their row red: no server, a wrong model id, a server that drops the
+usage chunk (a small HTTP proxy in front of the offline server strips it from the stream)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers.ports import free_port, port_is_free, port_open
+from llm_kit.cli import main
+from llm_kit.preflight.cache_volume import NimCache, check_cache_volume, chown_command, nim_cache
+from llm_kit.preflight.checks import CAP, CapResult, cap_verdict
+from llm_kit.preflight.table import COLUMNS, FAIL, PASS, RED, SKIP, WIDTH, failed, passed, render, skipped
+
+REPO = Path(__file__).resolve().parent.parent
+LLM_KIT = str(Path(sys.executable).parent / "llm-kit")
+ROWS = ["readiness", "model id", "invoke", "stream", "usage chunk", "batch", "answer cap",
+        "server metrics", "batch vs loop", "TTFT", "NIM cache"]
+BACKEND_VARS = ("NIM_BASE_URL", "NIM_MODEL", "NVIDIA_API_KEY")
+
+
+def table_rows(output: str) -> dict[str, tuple[str, str]]:
+    """{check: (result, the row's text)} read back from the printed table."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("-" * WIDTH)) + 1
+    edges, position = [], 0
+    for _, width in COLUMNS:
+        edges.append((position, position + width))
+        position += width + 2
+    rows: dict[str, list[list[str]]] = {}
+    name = None
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        cells = [line[a:b].strip() for a, b in edges]
+        if cells[0]:
+            name = cells[0]
+            rows[name] = [[] for _ in COLUMNS]
+        for column, cell in zip(rows[name], cells, strict=True):
+            if cell:
+                column.append(cell)
+    return {name: (" ".join(cols[1]), " ".join(" ".join(c) for c in cols if c))
+            for name, cols in rows.items()}
+
+
+def assert_only_red(rows: dict[str, tuple[str, str]], red: str, message: str) -> None:
+    assert list(rows) == ROWS
+    result, text = rows[red]
+    assert result == FAIL, text
+    assert message in text, text
+    others = {name: result for name, (result, _) in rows.items() if name != red}
+    assert FAIL not in others.values(), others
+
+
+def run_in_process(monkeypatch, capsys, tmp_path, env: dict[str, str], *args: str) -> tuple[int, str]:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in BACKEND_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(["preflight", *args])
+    return code, capsys.readouterr().out
+
+
+# --- every row against the real offline server, through the real CLI -------------------------
+
+@pytest.mark.server
+def test_every_row_passes_on_the_offline_server_through_the_cli(offline_server, tmp_path):
+    env = dict(os.environ, NIM_BASE_URL=offline_server.base_url, NIM_MODEL="smollm2-135m-instruct")
+    env.pop("NVIDIA_API_KEY", None)
+    done = subprocess.run([LLM_KIT, "preflight"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    print(done.stdout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert all(len(line) <= WIDTH for line in done.stdout.splitlines()), "the table must fit 100 columns"
+    rows = table_rows(done.stdout)
+    assert list(rows) == ROWS
+    assert {name: result for name, (result, _) in rows.items()} == {
+        **{name: PASS for name in ROWS[:-1]}, "NIM cache": SKIP}
+    assert "skipped: not a compose host" in rows["NIM cache"][1]
+    assert f"max_completion_tokens={CAP}:" in rows["answer cap"][1]
+    assert "a NIM: ~5x" in rows["batch vs loop"][1] and "a NIM: ~10 ms" in rows["TTFT"][1]
+    assert "All 10 checks passed, 1 skipped" in done.stdout
+
+
+# --- real faults -------------------------------------------------------------------------------
+
+def test_no_server_turns_readiness_red_and_skips_what_needs_it(monkeypatch, capsys, tmp_path):
+    nowhere = f"http://127.0.0.1:{free_port()}/v1"  # free a moment ago: nothing listens
+    code, out = run_in_process(monkeypatch, capsys, tmp_path, {"NIM_BASE_URL": nowhere})
+    assert code == 1
+    rows = table_rows(out)
+    assert_only_red(rows, "readiness", "Nothing answers at")
+    assert "unreachable" in rows["readiness"][1]
+    assert all(rows[name][0] == SKIP for name in ROWS[1:])
+    assert "FAILED: 1 of 1 checks (readiness)" in out
+
+
+@pytest.mark.server
+def test_a_wrong_model_id_turns_the_model_row_red(offline_server, monkeypatch, capsys, tmp_path):
+    code, out = run_in_process(monkeypatch, capsys, tmp_path,
+                               {"NIM_BASE_URL": offline_server.base_url,
+                                "NIM_MODEL": "meta/llama-3.1-8b-instruct"}, "--rounds", "1")
+    assert code == 1
+    rows = table_rows(out)
+    assert_only_red(rows, "model id", "Set NIM_MODEL=smollm2-135m-instruct")
+    assert "meta/llama-3.1-8b-instruct not served" in rows["model id"][1]
+
+
+def without_usage(line: str) -> str | None:
+    """One SSE line with the usage removed; None drops the line (the usage-only chunk)."""
+    if not line.startswith("data: ") or line.strip() == "data: [DONE]":
+        return line
+    event = json.loads(line.removeprefix("data: "))
+    if "usage" not in event:
+        return line
+    if not event.get("choices"):
+        return None
+    event.pop("usage")
+    return "data: " + json.dumps(event)
+
+
+@pytest.fixture
+def usage_dropping_proxy(offline_server):
+    """A real HTTP proxy on 127.0.0.1 in front of the offline server that strips the usage chunk
+    from every streamed completion (everything else is forwarded as is)."""
+    upstream = offline_server.base_url.removesuffix("/v1")
+
+    class Forward(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.forward()
+
+        def do_POST(self):
+            self.forward()
+
+        def forward(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
+            with httpx.Client(timeout=120) as client, client.stream(
+                    self.command, upstream + self.path, content=body, headers=headers) as response:
+                kind = response.headers.get("content-type", "")
+                self.send_response(response.status_code)
+                self.send_header("Content-Type", kind)
+                if "text/event-stream" not in kind:
+                    data = response.read()
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                self.end_headers()  # HTTP/1.0: the stream ends when the connection closes
+                for line in response.iter_lines():
+                    kept = without_usage(line)
+                    if kept is not None:
+                        self.wfile.write((kept + "\n").encode())
+                        self.wfile.flush()
+
+        def log_message(self, *args):
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{proxy.server_address[1]}/v1"
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def test_the_proxy_strips_only_usage():
+    usage_only = 'data: {"choices": [], "usage": {"completion_tokens": 3}}'
+    mixed = 'data: {"choices": [{"delta": {"content": "Hi"}}], "usage": {"completion_tokens": 1}}'
+    assert without_usage(usage_only) is None
+    assert json.loads(without_usage(mixed).removeprefix("data: ")) == {
+        "choices": [{"delta": {"content": "Hi"}}]}
+    assert without_usage("data: [DONE]") == "data: [DONE]"
+    assert without_usage("") == ""
+
+
+@pytest.mark.server
+def test_a_server_that_drops_the_usage_chunk_turns_the_usage_row_red(
+        usage_dropping_proxy, monkeypatch, capsys, tmp_path):
+    code, out = run_in_process(monkeypatch, capsys, tmp_path,
+                               {"NIM_BASE_URL": usage_dropping_proxy,
+                                "NIM_MODEL": "smollm2-135m-instruct"}, "--rounds", "1")
+    assert code == 1
+    rows = table_rows(out)
+    assert_only_red(rows, "usage chunk", "drops the usage chunk")
+    assert "no chunk carried usage" in rows["usage chunk"][1]
+    assert rows["stream"][0] == PASS  # the text still streams: only the usage is gone
+
+
+@pytest.mark.server
+def test_sigterm_stops_the_offline_server_the_check_started(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in BACKEND_VARS}
+    check = subprocess.Popen([LLM_KIT, "preflight", "--server-port", str(port)], env=env,
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not port_open(port) and check.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert port_open(port), "the check should start the offline server when nothing is configured"
+        check.send_signal(signal.SIGTERM)
+        out, err = check.communicate(timeout=60)
+    finally:
+        if check.poll() is None:
+            check.kill()
+            check.wait()
+    assert check.returncode == 130, out + err
+    assert "Interrupted" in err
+    deadline = time.monotonic() + 15
+    while not port_is_free("127.0.0.1", port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert port_is_free("127.0.0.1", port), "the offline server it started must be stopped"
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+def test_the_table_fits_100_columns_and_wraps_long_cells():
+    long = "word " * 60
+    checks = [passed("invoke", "8 tokens in 0.20 s"), failed("model id", long.strip(), long.strip()),
+              skipped("NIM cache", "not a compose host")]
+    text = render(checks)
+    assert all(len(line) <= WIDTH for line in text.splitlines())
+    rows = table_rows(text)
+    assert rows["model id"][0] == FAIL and rows["model id"][1].count("word") == 120
+    assert rows["NIM cache"] == (SKIP, "NIM cache skip skipped: not a compose host")
+
+
+def test_only_failed_rows_turn_red_and_only_with_colour():
+    checks = [passed("invoke", "ok"), failed("model id", "not served " * 8, "set NIM_MODEL")]
+    coloured = render(checks, color=True).splitlines()
+    red = [line.startswith(RED) for line in coloured]
+    assert red[:3] == [False, False, False] and len(red) > 4 and all(red[3:])  # heading, rule, pass
+    assert RED not in render(checks)
+
+
+# --- the answer cap: which parameter holds ----------------------------------------------------
+
+@pytest.mark.parametrize("per_call, constructor, result, advice", [
+    (CapResult(CAP, "length"), CapResult(CAP, "length"), PASS, ""),
+    (CapResult(error="BadRequest: unknown field"), CapResult(CAP, "length"), FAIL, "in the constructor"),
+    (CapResult(57, "stop"), CapResult(CAP, "length"), FAIL, "in the constructor"),
+    (CapResult(CAP, "length"), CapResult(300, "stop"), FAIL, "pass the cap per call"),
+    (CapResult(90, "stop"), CapResult(300, "stop"), FAIL, "Neither cap holds"),
+])
+def test_the_cap_row_says_which_parameter_works(per_call, constructor, result, advice):
+    check = cap_verdict(per_call, constructor)
+    assert check.result == result
+    assert advice in check.fix
+    assert f"max_completion_tokens={CAP}:" in check.measured and f"max_tokens={CAP}:" in check.measured
+
+
+# --- the NIM cache volume on a compose host ---------------------------------------------------
+
+def test_the_compose_file_names_the_cache_volume_and_image():
+    cache = nim_cache()
+    assert cache.volume == "llm-streaming-kit_nim-cache"
+    assert cache.path == "/opt/nim/.cache"
+    assert cache.image.startswith("nvcr.io/nim/meta/llama-3.1-8b-instruct:")
+
+
+def test_not_a_compose_host_is_skipped_not_failed():
+    check = check_cache_volume(which=lambda name: None)
+    assert check.result == SKIP and check.measured == "skipped: not a compose host"
+    assert check_cache_volume(forced=True, which=lambda name: None).result == FAIL
+
+
+def test_a_docker_without_its_daemon_is_reported_when_asked(monkeypatch):
+    import shutil
+
+    if shutil.which("docker") is None:
+        pytest.skip("no docker client on this machine")
+    if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0:
+        pytest.skip("a Docker daemon runs here: this test is about one that does not")
+    assert check_cache_volume().result == SKIP
+    check = check_cache_volume(forced=True)
+    assert check.result == FAIL and "daemon" in check.measured.lower()
+
+
+class FakeDocker:
+    """Answers `docker volume inspect` and `docker run` as a compose host would (unit test)."""
+
+    def __init__(self, run_error: str = ""):
+        self.run_error = run_error
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv, **kwargs):
+        self.calls.append(argv)
+        failing = argv[1] == "run" and self.run_error
+        return subprocess.CompletedProcess(argv, 1 if failing else 0, "", self.run_error if failing else "")
+
+
+def test_a_root_owned_cache_volume_fails_with_the_chown_fix():
+    docker = FakeDocker(run_error="touch: cannot touch '/opt/nim/.cache/.kit-preflight-7': Permission denied")
+    check = check_cache_volume(run=docker, which=lambda name: "/usr/bin/docker")
+    assert check.result == FAIL
+    assert "cannot write /opt/nim/.cache" in check.measured
+    assert chown_command(nim_cache()) in check.fix
+    run = docker.calls[-1]
+    assert run[:2] == ["/usr/bin/docker", "run"] and "1000:1000" in run
+    assert f"{nim_cache().volume}:/opt/nim/.cache" in run
+
+
+def test_a_writable_cache_volume_passes():
+    check = check_cache_volume(run=FakeDocker(), which=lambda name: "/usr/bin/docker")
+    assert check.result == PASS and "uid 1000 can write /opt/nim/.cache" in check.measured
+
+
+def test_chown_command_targets_the_volume_as_root():
+    cache = NimCache(volume="v", path="/opt/nim/.cache", image="img:1")
+    assert chown_command(cache) == ("docker run --rm --user 0 -v v:/cache --entrypoint chown img:1 "
+                                    "-R 1000:1000 /cache")
+
+
+def test_make_preflight_is_listed_and_runs_the_cli():
+    makefile = (REPO / "Makefile").read_text()
+    assert "\npreflight: setup  ## " in makefile
+    done = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert any(line.split()[:1] == ["preflight"] for line in done.stdout.splitlines()), done.stdout
