@@ -119,6 +119,14 @@ def test_nim_waits_long_enough_for_the_first_download(services):
     assert seconds(healthcheck["start_period"]) >= 20 * 60
 
 
+def test_nim_health_is_probed_often_while_it_starts(services):
+    healthcheck = services["llama"]["healthcheck"]
+    start_interval = seconds(healthcheck["start_interval"])
+    assert start_interval <= 10, "readiness must be seen soon after the model has loaded"
+    assert start_interval < seconds(healthcheck["interval"])
+    assert seconds(healthcheck["start_period"]) > 60 * start_interval  # many probes while loading
+
+
 def test_lab_waits_for_a_healthy_model_server(services):
     assert services["lab"]["depends_on"]["llama"]["condition"] == "service_healthy"
     assert services["lab-cpu"]["depends_on"]["llama-cpu"]["condition"] == "service_healthy"
