@@ -12,6 +12,9 @@ WORKSHOP_MODEL = "meta/llama-3.1-8b-instruct"
 HOSTED_BASE_URL = "https://integrate.api.nvidia.com/v1"
 OFFLINE_MODEL_ID = "smollm2-135m-instruct"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+# Read by ChatNVIDIA itself: the key, and whether it sends usage telemetry to NVIDIA when it
+# talks to the hosted catalog (langchain-nvidia-ai-endpoints 1.5+ does by default; 0 turns it off).
+EXPORTED_FROM_DOTENV = ("NVIDIA_API_KEY", "NVIDIA_USAGE_TELEMETRY_ENABLED")
 OFFLINE_ANSWER_CAP = 300  # tokens per answer on the offline model
 
 OFFLINE_CAVEAT = (
@@ -116,6 +119,8 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
     if base_url is None:
         base_url = HOSTED_BASE_URL if api_key else WORKSHOP_BASE_URL
     model = get("NIM_MODEL") or WORKSHOP_MODEL
-    if api_key and env is None and "NVIDIA_API_KEY" not in os.environ:
-        os.environ["NVIDIA_API_KEY"] = api_key
+    if env is None:  # what ChatNVIDIA reads from the process environment, taken from .env too
+        for name in EXPORTED_FROM_DOTENV:
+            if file_values.get(name) and name not in os.environ:
+                os.environ[name] = file_values[name]
     return ConnectionSettings(base_url=base_url.rstrip("/"), model=model, api_key=api_key)

@@ -1,6 +1,7 @@
 """Connection settings from env/.env, readiness against real HTTP stubs on 127.0.0.1."""
 
 import http.server
+import os
 import threading
 
 import pytest
@@ -139,3 +140,17 @@ def test_hosted_without_key_says_so():
     with pytest.raises(BackendNotReady) as info:
         wait_until_ready(s, quiet=True)
     assert "NVIDIA_API_KEY" in str(info.value)
+
+
+def test_telemetry_switch_in_dotenv_reaches_chatnvidia(tmp_path, monkeypatch):
+    """ChatNVIDIA reads NVIDIA_USAGE_TELEMETRY_ENABLED from the process environment: a .env
+    line must get there, and a value already in the shell wins."""
+    monkeypatch.delenv("NVIDIA_USAGE_TELEMETRY_ENABLED", raising=False)
+    monkeypatch.delenv("NVIDIA_API_KEY", raising=False)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("NVIDIA_USAGE_TELEMETRY_ENABLED=0\n")
+    load_settings(dotenv=dotenv)
+    assert os.environ["NVIDIA_USAGE_TELEMETRY_ENABLED"] == "0"
+    monkeypatch.setenv("NVIDIA_USAGE_TELEMETRY_ENABLED", "1")
+    load_settings(dotenv=dotenv)
+    assert os.environ["NVIDIA_USAGE_TELEMETRY_ENABLED"] == "1"
