@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,9 +20,11 @@ import httpx
 import pytest
 
 from helpers.ports import free_port, port_is_free, port_open
+from helpers.settings import WORKSHOP_MODEL
 from llm_kit.cli import main
+from llm_kit.preflight import backend_to_check
 from llm_kit.preflight.cache_volume import NimCache, check_cache_volume, chown_command, nim_cache
-from llm_kit.preflight.checks import CAP, CapResult, cap_verdict
+from llm_kit.preflight.checks import CAP, CapResult, batch_verdict, cap_verdict
 from llm_kit.preflight.table import COLUMNS, FAIL, PASS, RED, SKIP, WIDTH, failed, passed, render, skipped
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,6 +32,8 @@ LLM_KIT = str(Path(sys.executable).parent / "llm-kit")
 ROWS = ["readiness", "model id", "invoke", "stream", "usage chunk", "batch", "answer cap",
         "server metrics", "batch vs loop", "TTFT", "NIM cache"]
 BACKEND_VARS = ("NIM_BASE_URL", "NIM_MODEL", "NVIDIA_API_KEY")
+# A fault run skips the two timing rows (the full run asserts them): short, and no timing noise
+FAULT_RUN = ("--rounds", "0")
 
 
 def table_rows(output: str) -> dict[str, tuple[str, str]]:
@@ -70,7 +76,9 @@ def run_in_process(monkeypatch, capsys, tmp_path, env: dict[str, str], *args: st
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     code = main(["preflight", *args])
-    return code, capsys.readouterr().out
+    out = capsys.readouterr().out
+    print(out)  # shown with a failure
+    return code, out
 
 
 # --- every row against the real offline server, through the real CLI -------------------------
@@ -91,6 +99,8 @@ def test_every_row_passes_on_the_offline_server_through_the_cli(offline_server, 
     assert "skipped: not a compose host" in rows["NIM cache"][1]
     assert f"max_completion_tokens={CAP}:" in rows["answer cap"][1]
     assert "a NIM: ~5x" in rows["batch vs loop"][1] and "a NIM: ~10 ms" in rows["TTFT"][1]
+    peak = re.search(r"the server ran up to (\d+) at once", rows["batch vs loop"][1])
+    assert peak and int(peak.group(1)) >= 2, "batch's requests must run side by side on the server"
     assert "All 10 checks passed, 1 skipped" in done.stdout
 
 
@@ -111,7 +121,7 @@ def test_no_server_turns_readiness_red_and_skips_what_needs_it(monkeypatch, caps
 def test_a_wrong_model_id_turns_the_model_row_red(offline_server, monkeypatch, capsys, tmp_path):
     code, out = run_in_process(monkeypatch, capsys, tmp_path,
                                {"NIM_BASE_URL": offline_server.base_url,
-                                "NIM_MODEL": "meta/llama-3.1-8b-instruct"}, "--rounds", "1")
+                                "NIM_MODEL": "meta/llama-3.1-8b-instruct"}, *FAULT_RUN)
     assert code == 1
     rows = table_rows(out)
     assert_only_red(rows, "model id", "Set NIM_MODEL=smollm2-135m-instruct")
@@ -194,7 +204,7 @@ def test_a_server_that_drops_the_usage_chunk_turns_the_usage_row_red(
         usage_dropping_proxy, monkeypatch, capsys, tmp_path):
     code, out = run_in_process(monkeypatch, capsys, tmp_path,
                                {"NIM_BASE_URL": usage_dropping_proxy,
-                                "NIM_MODEL": "smollm2-135m-instruct"}, "--rounds", "1")
+                                "NIM_MODEL": "smollm2-135m-instruct"}, *FAULT_RUN)
     assert code == 1
     rows = table_rows(out)
     assert_only_red(rows, "usage chunk", "drops the usage chunk")
@@ -225,6 +235,19 @@ def test_sigterm_stops_the_offline_server_the_check_started(tmp_path):
     while not port_is_free("127.0.0.1", port) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert port_is_free("127.0.0.1", port), "the offline server it started must be stopped"
+
+
+def test_on_the_compose_host_an_unconfigured_check_targets_the_stacks_nim(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name in BACKEND_VARS:
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".env").write_text("COMPOSE_PROFILES=gpu\nLLAMA_HOST_PORT=8001\n")
+    with backend_to_check(server_port=free_port(), compose=True) as (settings, note):
+        assert (settings.base_url, settings.model) == ("http://127.0.0.1:8001/v1", WORKSHOP_MODEL)
+        assert settings.backend == "nim" and "compose" in note
+    monkeypatch.setenv("NIM_BASE_URL", "http://gpu-box:8000/v1")  # a configured backend wins
+    with backend_to_check(server_port=free_port(), compose=True) as (settings, _):
+        assert settings.base_url == "http://gpu-box:8000/v1"
 
 
 # --- the table ---------------------------------------------------------------------------------
@@ -264,6 +287,22 @@ def test_the_cap_row_says_which_parameter_works(per_call, constructor, result, a
     assert f"max_completion_tokens={CAP}:" in check.measured and f"max_tokens={CAP}:" in check.measured
 
 
+# --- batch vs loop: side by side on the server, or faster by the clock -----------------------
+
+@pytest.mark.parametrize("ratio, peak, result", [
+    (2.3, 6, PASS),    # the offline server on a quiet CPU
+    (0.8, 6, PASS),    # a busy CPU: the clock says nothing, the server's slots ran side by side
+    (5.0, 0, PASS),    # a NIM answered faster than the counters were read
+    (5.0, None, PASS),  # no counters (hosted): the clock decides
+    (1.0, 1, FAIL),    # one request at a time
+    (1.0, None, FAIL),
+])
+def test_batch_passes_when_the_server_runs_requests_side_by_side(ratio, peak, result):
+    check = batch_verdict(ratio, peak, "figure")
+    assert check.result == result
+    assert (result == PASS) == (check.fix == "")
+
+
 # --- the NIM cache volume on a compose host ---------------------------------------------------
 
 def test_the_compose_file_names_the_cache_volume_and_image():
@@ -279,16 +318,25 @@ def test_not_a_compose_host_is_skipped_not_failed():
     assert check_cache_volume(forced=True, which=lambda name: None).result == FAIL
 
 
-def test_a_docker_without_its_daemon_is_reported_when_asked(monkeypatch):
-    import shutil
-
-    if shutil.which("docker") is None:
-        pytest.skip("no docker client on this machine")
-    if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0:
-        pytest.skip("a Docker daemon runs here: this test is about one that does not")
-    assert check_cache_volume().result == SKIP
-    check = check_cache_volume(forced=True)
-    assert check.result == FAIL and "daemon" in check.measured.lower()
+def test_without_the_stack_it_is_skipped_unless_asked():
+    """Against this machine's real Docker (or none): no stack volume means not a compose host;
+    asked with --compose anyway, the row fails and says why."""
+    docker = shutil.which("docker")
+    cache = nim_cache()
+    inspect = (subprocess.run([docker, "volume", "inspect", cache.volume], capture_output=True,
+                              text=True, timeout=30) if docker else None)
+    forced = check_cache_volume(forced=True)
+    if inspect is not None and inspect.returncode == 0:  # this is a compose host: the real check
+        assert forced.result in (PASS, FAIL) and "uid 1000" in forced.measured
+        return
+    assert check_cache_volume().measured == "skipped: not a compose host"
+    assert forced.result == FAIL
+    if docker is None:
+        assert forced.measured == "docker: command not found"
+    elif "daemon" in inspect.stderr.lower():
+        assert "daemon" in forced.measured.lower() and "start docker" in forced.fix.lower()
+    else:
+        assert forced.measured == f"no volume {cache.volume}"
 
 
 class FakeDocker:
