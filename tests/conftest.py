@@ -20,6 +20,24 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+SERVER_FIXTURES = {"offline_server", "llm"}
+# Tests that start Jupyter kernels, nbgrader or JupyterLab (seconds each): the middle tier.
+INTEGRATION_MODULES = {"test_release_sync", "test_workshop", "test_display_in_kernel"}
+INTEGRATION_TESTS = ("test_fault_in_a_kernel", "test_nbgrader_lab_extension")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the tiers so `make test-fast` runs only the unit tier: every test that uses the
+    real model server is a `server` test and every one that starts Jupyter machinery an
+    `integration` test, whether or not its file says so."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
+        module = item.module.__name__ if getattr(item, "module", None) else ""
+        if module in INTEGRATION_MODULES or item.name.startswith(INTEGRATION_TESTS):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def offline_server():
     """A real llama.cpp server (SmolLM2-135M) on a free 127.0.0.1 port; stopped at the end.
