@@ -4,18 +4,17 @@ coroutine to completion from synchronous code while Jupyter's event loop is busy
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 from .friendly_errors import explain
-from .live_display import choose_mode
+from .live_display import ThrottledDisplay
 from .streaming import StreamResult
 
 
-class StreamBoard:
+class StreamBoard(ThrottledDisplay):
     """One row per stream, redrawn as chunks arrive: for `asyncio.gather` of several streams.
 
     >>> board = StreamBoard(questions, title="three at once")
@@ -31,21 +30,12 @@ class StreamBoard:
 
     def __init__(self, keys: Iterable[Hashable], title: str | None = None, mode: str = "auto",
                  max_fps: float = 10.0, clock: Callable[[], float] = time.perf_counter, out=None):
+        super().__init__(mode=mode, max_fps=max_fps, title=title, clock=clock, out=out)
         self.keys = list(keys)
-        self.title = title
-        self.mode = choose_mode(mode)
-        self.min_interval = 1.0 / max_fps if max_fps > 0 else 0.0
-        self.clock = clock
-        self.out = out or sys.stdout
         self.results: dict[Hashable, StreamResult] = {key: StreamResult() for key in self.keys}
-        self.redraws = 0
         self._start = clock()
-        self._last_draw = float("-inf")
-        self._handle = None
         if self.mode == "rich":
-            from IPython.display import display
-
-            self._handle = display(self._bundle(), raw=True, display_id=True)
+            self._show(self._bundle())
 
     def add(self, key: Hashable, chunk: Any) -> None:
         """Record one chunk of stream `key` (a message chunk, an SDK chunk or a string)."""
@@ -69,9 +59,8 @@ class StreamBoard:
         return self.results
 
     def _maybe_draw(self) -> None:
-        now = self.clock()
-        if now - self._last_draw >= self.min_interval:
-            self._last_draw = now
+        if self.due():
+            self._mark_drawn()
             self._draw()
 
     @staticmethod
@@ -96,7 +85,7 @@ class StreamBoard:
     def _draw(self, final: bool = False) -> None:
         self.redraws += 1
         if self.mode == "rich":
-            self._handle.update(self._bundle(), raw=True)
+            self._show(self._bundle())
         elif self.mode == "plain" and final:
             if self.title:
                 self.out.write(f"── {self.title} ──\n\n")

@@ -37,12 +37,10 @@ def choose_mode(requested: str = "auto") -> str:
     return "rich" if _kernel_with_human_frontend() else "plain"
 
 
-class LiveDisplay:
-    """Shows growing text plus a stats line, redrawn at most `max_fps` times a second.
-
-    rich: one Jupyter display (text/markdown + text/plain) updated in place.
-    plain: new text written to stdout as it arrives (flushed at the same cap), stats at the end.
-    """
+class ThrottledDisplay:
+    """What every live display of the kit shares: the mode ('rich' in JupyterLab, 'plain'
+    headless, or 'none'), a redraw cap of `max_fps`, and in rich mode one Jupyter display
+    (text/markdown + text/plain) updated in place. Subclasses build the bundle and the text."""
 
     def __init__(self, mode: str = "auto", max_fps: float = 20.0, title: str | None = None,
                  clock: Callable[[], float] = time.perf_counter, out=None):
@@ -54,27 +52,48 @@ class LiveDisplay:
         self.redraws = 0
         self._handle = None
         self._last_draw = float("-inf")
-        self._written = 0  # plain mode: characters already written
-
-    def start(self) -> None:
-        if self.mode == "rich":
-            from IPython.display import display
-
-            self._handle = display(self._bundle("", "waiting for the first token…"),
-                                   raw=True, display_id=True)
-        elif self.mode == "plain" and self.title:
-            self.out.write(f"── {self.title} ──\n")
 
     def due(self) -> bool:
         """Whether the redraw cap allows drawing now (cheap: call it for every chunk)."""
         return self.clock() - self._last_draw >= self.min_interval
+
+    def _mark_drawn(self) -> None:
+        self._last_draw = self.clock()
+
+    def _show(self, bundle: dict) -> None:
+        """Rich mode: create the display on first use, then update it in place."""
+        if self._handle is None:
+            from IPython.display import display
+
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+
+
+class LiveDisplay(ThrottledDisplay):
+    """Shows growing text plus a stats line, redrawn at most `max_fps` times a second.
+
+    rich: one Jupyter display (text/markdown + text/plain) updated in place.
+    plain: new text written to stdout as it arrives (flushed at the same cap), stats at the end.
+    """
+
+    def __init__(self, mode: str = "auto", max_fps: float = 20.0, title: str | None = None,
+                 clock: Callable[[], float] = time.perf_counter, out=None):
+        super().__init__(mode=mode, max_fps=max_fps, title=title, clock=clock, out=out)
+        self._written = 0  # plain mode: characters already written
+
+    def start(self) -> None:
+        if self.mode == "rich":
+            self._show(self._bundle("", "waiting for the first token…"))
+        elif self.mode == "plain" and self.title:
+            self.out.write(f"── {self.title} ──\n")
 
     def update(self, text: str, stats: str) -> bool:
         """Redraw if the cap allows; returns True when it drew."""
         if not self.due():
             return False
         self._draw(text, stats)
-        self._last_draw = self.clock()
+        self._mark_drawn()
         return True
 
     def finish(self, text: str, stats: str, note: str | None = None) -> None:
@@ -90,9 +109,7 @@ class LiveDisplay:
     def _draw(self, text: str, stats: str, note: str | None = None, final: bool = False) -> None:
         self.redraws += 1
         if self.mode == "rich":
-            if self._handle is None:
-                self.start()
-            self._handle.update(self._bundle(text, stats, note), raw=True)
+            self._show(self._bundle(text, stats, note))
         elif self.mode == "plain":
             self.out.write(text[self._written:])
             self._written = len(text)
