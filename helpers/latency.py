@@ -151,6 +151,9 @@ async def run_load(open_stream: Callable[[str], AsyncIterable[Any]], prompts: It
     `open_stream(prompt)` returns the stream, e.g. `lambda p: llm.astream(p)`. Each stream's
     clock starts when it is sent, so TTFT includes queueing in the server, not in this client.
     """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1 (got {concurrency}): with none in flight "
+                         "nothing would ever be sent")
     gate = asyncio.Semaphore(concurrency)
 
     async def one(prompt: str) -> StreamResult:
@@ -172,6 +175,8 @@ async def sweep_concurrency(open_stream: Callable[[str], AsyncIterable[Any]], pr
                             clock: Callable[[], float] = time.perf_counter,
                             verbose: bool = True) -> list[LoadRun]:
     """One `run_load` per concurrency level, prompts taken in turn from `prompts`."""
+    if not prompts:
+        raise ValueError("sweep_concurrency needs at least one prompt to send")
     runs = []
     for level in levels:
         count = requests_for(level, rounds, minimum)

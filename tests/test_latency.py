@@ -151,6 +151,16 @@ def test_sweep_sends_more_requests_than_places_and_cycles_prompts(capsys):
     assert "concurrency   6:  12 requests" in capsys.readouterr().out
 
 
+def test_nonsense_load_settings_say_so_instead_of_hanging():
+    async def stream(prompt):
+        yield prompt
+
+    with pytest.raises(ValueError, match="at least 1"):
+        asyncio.run(run_load(stream, ["a"], concurrency=0))
+    with pytest.raises(ValueError, match="at least one prompt"):
+        asyncio.run(sweep_concurrency(stream, [], [1]))
+
+
 def test_sweep_levels_reach_twice_the_slots():
     assert sweep_levels(6) == [1, 2, 4, 6, 12]
     assert sweep_levels(1) == [1, 2]
