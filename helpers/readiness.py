@@ -11,6 +11,7 @@ import httpx
 
 from .friendly_errors import START_OFFLINE, BackendNotReady
 from .settings import ConnectionSettings
+from .waiting import poll_until
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,12 @@ def wait_until_ready(settings: ConnectionSettings, timeout_s: float = 120.0,
     Only a loading server (503) is waited for; unreachable servers and missing keys
     fail after a short grace period, so nobody stares at a silent cell.
     """
-    start = clock()
     grace_s = min(timeout_s, 5.0)
     shown = False
-    while True:
+
+    def check(waited: float) -> Readiness | None:
+        nonlocal shown
         readiness = check_ready(settings)
-        waited = clock() - start
         if readiness.ready:
             if shown and not quiet:
                 sys.stdout.write("\n")
@@ -129,4 +130,7 @@ def wait_until_ready(settings: ConnectionSettings, timeout_s: float = 120.0,
             sys.stdout.write(f"\r⏳ Waiting for {settings.base_url}: {state} ({waited:.0f} s)…")
             sys.stdout.flush()
             shown = True
-        sleep(poll_s)
+        return None
+
+    # check() itself gives up at its limit, so the loop's own timeout is only a backstop.
+    return poll_until(check, timeout_s=float("inf"), interval_s=poll_s, sleep=sleep, clock=clock)

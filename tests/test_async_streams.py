@@ -9,13 +9,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 
 from helpers.async_streams import StreamBoard, plot_timelines, run_blocking, timelines_chart
 
-
-class FakeClock:
-    def __init__(self):
-        self.now = 10.0
-
-    def __call__(self):
-        return self.now
+from support import FakeClock
 
 
 def test_board_records_each_stream_on_one_clock_and_prints_at_the_end():

@@ -20,11 +20,11 @@ from helpers.friendly_errors import explain
 from helpers.ports import free_port
 from helpers.settings import OFFLINE_MODEL_ID
 from llm_kit.offline import server_status
-from llm_kit.offline.engine import ENGINE_MODULE
 from llm_kit.offline.paths import log_file
 from llm_kit.offline.server import stop_server
 
 from conftest import require
+from support import offline_server_pids
 
 pytestmark = pytest.mark.server
 
@@ -38,26 +38,6 @@ def kit(*args: str, port: int, env: dict | None = None, timeout_s: float = CLI_T
     environ = dict(os.environ if env is None else env, KIT_SERVER_PORT=str(port))
     return subprocess.run([str(LLM_KIT), "server", *args], env=environ, capture_output=True,
                           text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
-
-
-def llama_server_pids(port: int) -> list[int]:
-    """Live (non-zombie) offline server processes started with `--port <port>`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        try:
-            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and ENGINE_MODULE.encode() in argv and b"--port" in argv:
-            if argv[argv.index(b"--port") + 1:][:1] == [str(port).encode()]:
-                found.append(int(entry.name))
-    return found
 
 
 def listening_addresses(port: int) -> list[str]:
@@ -97,7 +77,7 @@ def stopped_server(offline_server):
     port = free_port()
     steps = {"start": kit("start", port=port)}
     assert steps["start"].returncode == 0, steps["start"].stdout + steps["start"].stderr
-    steps["pids_running"] = llama_server_pids(port)
+    steps["pids_running"] = offline_server_pids(port)
     steps["status_running"] = kit("status", port=port, timeout_s=30)
     steps["stop"] = kit("stop", port=port, timeout_s=60)
     steps["status_stopped"] = kit("status", port=port, timeout_s=30)
@@ -113,7 +93,7 @@ def test_a_second_start_is_refused_naming_the_stop_command(cli_server):
     assert "already running" in again.stderr
     assert f"llm-kit server stop --port {port}" in again.stderr
     assert "Traceback" not in again.stderr
-    assert len(llama_server_pids(port)) == 1
+    assert len(offline_server_pids(port)) == 1
 
 
 @pytest.mark.timeout(60, func_only=True)
@@ -155,7 +135,7 @@ def test_busy_port_is_reported_clearly(offline_server):
     assert f"Port {port}" in done.stderr and "already in use" in done.stderr
     assert "--port" in done.stderr  # says how to pick another port
     assert "Traceback" not in done.stderr
-    assert llama_server_pids(port) == []
+    assert offline_server_pids(port) == []
 
 
 @pytest.mark.timeout(60, func_only=True)
@@ -167,7 +147,7 @@ def test_missing_model_file_is_reported_clearly(offline_server, tmp_path):
     assert "KIT_MODEL_PATH" in done.stderr and str(missing) in done.stderr
     assert "does not exist" in done.stderr
     assert "Traceback" not in done.stderr
-    assert llama_server_pids(port) == []
+    assert offline_server_pids(port) == []
     assert not server_status(port).running
 
 
@@ -180,7 +160,7 @@ def test_status_and_stop_leave_no_orphan_process(stopped_server):
     assert steps["stop"].returncode == 0 and "Stopped" in steps["stop"].stdout
     assert steps["status_stopped"].returncode == 3
     assert "not running" in steps["status_stopped"].stdout
-    assert llama_server_pids(port) == []
+    assert offline_server_pids(port) == []
     assert listening_addresses(port) == []
 
 

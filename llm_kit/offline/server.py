@@ -18,6 +18,7 @@ import psutil
 from helpers.friendly_errors import KitError
 from helpers.ports import free_port, port_is_free
 from helpers.settings import OFFLINE_MODEL_ID
+from helpers.waiting import poll_until
 
 from .cpu import NO_AVX2, crashed_on_cpu, require_supported_cpu
 from .engine import DEFAULT_PARALLEL, DEFAULT_PORT, ENGINE_MODULE
@@ -144,19 +145,23 @@ def start_server(port: int = DEFAULT_PORT, host: str = "127.0.0.1",
     record = {"pid": process.pid, "host": host, "port": port, "log": str(log),
               "started": time.time(), "command": cmd}
     pid_file(port).write_text(json.dumps(record))
-    deadline = time.monotonic() + ready_timeout_s
+    def healthy(_waited: float) -> bool | None:
+        if _healthy(host, port):
+            return True
+        if process.poll() is not None:
+            pid_file(port).unlink(missing_ok=True)
+            if crashed_on_cpu(process.returncode):
+                raise KitError(NO_AVX2)
+            raise KitError(f"The offline server exited during start-up (code "
+                           f"{process.returncode}). Last lines of {log}:\n{_tail(log)}")
+        return None
+
     try:
-        while not _healthy(host, port):
-            if process.poll() is not None:
-                pid_file(port).unlink(missing_ok=True)
-                if crashed_on_cpu(process.returncode):
-                    raise KitError(NO_AVX2)
-                raise KitError(f"The offline server exited during start-up (code "
-                               f"{process.returncode}). Last lines of {log}:\n{_tail(log)}")
-            if time.monotonic() > deadline:
-                raise KitError(f"The offline server did not become ready within "
-                               f"{ready_timeout_s:.0f} s; see {log}.")
-            time.sleep(0.2)
+        try:
+            poll_until(healthy, timeout_s=ready_timeout_s)
+        except TimeoutError:
+            raise KitError(f"The offline server did not become ready within "
+                           f"{ready_timeout_s:.0f} s; see {log}.") from None
         warm_up(host, port, parallel)
     except BaseException:  # Ctrl-C or a failure mid-start leaves nothing running
         stop_server(port, quiet=True)
