@@ -19,7 +19,7 @@ def test_kernel_keeps_allow_stdin_as_a_trait_set_per_request():
     from ipykernel.kernelbase import Kernel
 
     assert "_allow_stdin" in Kernel.class_traits(), "ipykernel renamed Kernel._allow_stdin"
-    source = inspect.getsource(IPythonKernel.do_execute)
+    source = inspect.getsource(IPythonKernel._forward_input)  # called for each execute request
     assert "self._allow_stdin = allow_stdin" in source, \
         "ipykernel no longer sets _allow_stdin for each execute request"
 
