@@ -3,7 +3,7 @@
     python bench/load.py [--learners 30] [--max-tokens 100]
 
 Uses NIM_BASE_URL / NIM_MODEL when NIM_BASE_URL is set; otherwise starts its own offline
-llama-server on a free 127.0.0.1 port and stops it afterwards.
+server on a free 127.0.0.1 port and stops it afterwards (the kit's `model_endpoint`).
 
 What counts as complete: every request asks for at most --max-tokens tokens, so a stream
 that ends with finish_reason "stop" (the model finished) or "length" (it reached the cap)
@@ -29,6 +29,10 @@ import time
 from dataclasses import dataclass
 
 from openai import OpenAI
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from helpers.latency import percentile  # noqa: E402 - after the path above
+from llm_kit.offline.server import model_endpoint  # noqa: E402
 
 PROMPT = ("In about 90 words, explain to a new colleague why a chat app streams the answer "
           "token by token instead of waiting for the whole reply.")
@@ -97,30 +101,6 @@ def crowd(client: OpenAI, model: str, learners: int, max_tokens: int) -> tuple[l
     return [r if r is not None else Run(error="never finished") for r in runs], wall
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100)."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
-
-
-def endpoint() -> tuple[str, str, int | None]:
-    """(base_url, model, port we started or None)."""
-    base_url = os.environ.get("NIM_BASE_URL")
-    if base_url:
-        return base_url.rstrip("/"), os.environ.get("NIM_MODEL", "smollm2-135m-instruct"), None
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from helpers.ports import free_port
-    from helpers.settings import OFFLINE_MODEL_ID
-    from llm_kit.offline import start_server
-
-    port = free_port()
-    print(f"Starting an offline llama-server on port {port} for this bench…", flush=True)
-    status = start_server(port=port, quiet=True)
-    return status.base_url, OFFLINE_MODEL_ID, port
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--learners", type=int, default=30)
@@ -128,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--singles", type=int, default=3, help="single streams for the baseline")
     args = parser.parse_args(argv)
 
-    base_url, model, started_port = endpoint()
-    try:
+    with model_endpoint() as (base_url, model):
         client = OpenAI(base_url=base_url, api_key=os.environ.get("NVIDIA_API_KEY") or "none",
                         timeout=REQUEST_TIMEOUT_S, max_retries=0)
         print(f"endpoint {base_url} model {model}; max_tokens={args.max_tokens}", flush=True)
@@ -143,11 +122,6 @@ def main(argv: list[str] | None = None) -> int:
               f"(medians of {len(singles)})", flush=True)
 
         runs, wall = crowd(client, model, args.learners, args.max_tokens)
-    finally:
-        if started_port is not None:
-            from llm_kit.offline import stop_server
-
-            stop_server(started_port, quiet=True)
 
     done = [r for r in runs if r.complete]
     truncated = [r for r in runs if not r.complete]
