@@ -1,0 +1,182 @@
+"""From a blocking producer to an async server: run a synchronous stream (ChatNVIDIA's
+`.stream`, the openai client's stream, an in-process model) in a thread of its own and read it
+as an async iterator, and measure what two clients of one endpoint see."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .latency import text_arrivals
+from .serving import iter_sse_text
+from .streaming import StreamResult
+
+T = TypeVar("T")
+_END = object()
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _close(thing: Any) -> None:
+    close = getattr(thing, "close", None)
+    if callable(close):
+        close()
+
+
+async def iterate_in_thread(source: Iterable[T] | Callable[[], Iterable[T]],
+                            name: str = "blocking-producer") -> AsyncIterator[T]:
+    """Read a blocking iterable as an async iterator, without blocking the event loop.
+
+    A thread of its own iterates `source` (or the iterable that calling `source()` returns,
+    for producers whose very first call blocks) and hands every item to this loop through an
+    `asyncio.Queue` (`loop.call_soon_threadsafe`). An error in the producer is raised here.
+    When the consumer stops early (a `break`, `aclose()`, a cancelled task: a client that hung
+    up), the thread stops at the next item and closes the producer: the iterator and the
+    iterable, when they have a `close()` (the openai client's stream closes its connection only
+    in its own `close()`), so the model stops working for nobody.
+    A thread per stream, not a shared pool: a pool's few workers would queue the streams.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
+
+    def post(item: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed: nobody will read this
+            stop.set()
+
+    def produce() -> None:
+        iterable = iterator = None
+        try:
+            iterable = source() if callable(source) else source
+            iterator = iter(iterable)
+            for item in iterator:
+                if stop.is_set():
+                    break
+                post(item)
+            post(_END)
+        except BaseException as exc:  # noqa: BLE001 - raised in the consumer
+            post(_Failed(exc))
+        finally:
+            for thing in (iterator, iterable):
+                try:
+                    _close(thing)
+                except Exception:  # noqa: BLE001 - a producer that fails to close is gone anyway
+                    pass
+
+    threading.Thread(target=produce, name=name, daemon=True).start()
+    try:
+        while True:
+            item = await queue.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+
+
+# ── two clients of one endpoint, on one clock ──────────────────────────────────────────────
+
+@dataclass
+class TwoClients:
+    """Two clients of one SSE endpoint, on one clock: `first` asked at 0, `second` asked
+    `second_sent_s` later, once the first answer had begun."""
+
+    first: StreamResult
+    second: StreamResult
+    second_sent_s: float
+
+    @property
+    def results(self) -> dict[str, StreamResult]:
+        """For `timelines_chart`: both streams, arrival times since the first request."""
+        return {"client A": self.first, "client B": self.second}
+
+    @property
+    def first_last_token_s(self) -> float:
+        """When A's last piece of text arrived."""
+        texted = text_arrivals(self.first)
+        return texted[-1] if texted else self.first.total_s
+
+    @property
+    def first_remaining_s(self) -> float:
+        """How long A's answer still streamed after B asked."""
+        return max(0.0, self.first_last_token_s - self.second_sent_s)
+
+    @property
+    def second_ttft_s(self) -> float | None:
+        """B's own time to first token: from its request to its first text."""
+        if self.second.ttft_s is None:
+            return None
+        return self.second.ttft_s - self.second_sent_s
+
+    def summary(self) -> str:
+        wait = self.second_ttft_s
+        shown = f"{wait:.2f} s" if wait is not None else "never"
+        return (f"A streamed {len(self.first.text)} characters until {self.first_last_token_s:.2f} s; "
+                f"B asked at {self.second_sent_s:.2f} s (A still had {self.first_remaining_s:.2f} s to go) "
+                f"and waited {shown} for its first token")
+
+
+def two_clients(url: str, first: dict, second: dict, timeout_s: float = 120.0,
+                clock: Callable[[], float] = time.perf_counter) -> TwoClients:
+    """Client A posts `first` to the SSE endpoint `url`; as soon as A's first text arrives,
+    client B posts `second`. Both read in threads of their own; every arrival is timed from
+    A's request. Returns when both answers are complete."""
+    start = clock()
+    results = {"A": StreamResult(), "B": StreamResult()}
+    a_began = threading.Event()
+    sent = {}
+
+    def read(key: str, payload: dict) -> None:
+        result = results[key]
+        try:
+            for piece in iter_sse_text(url, payload, timeout_s=timeout_s):
+                result.text += result.record(piece, clock() - start)
+                if piece:
+                    a_began.set()
+        except Exception as exc:  # noqa: BLE001 - kept with the result
+            result.error = exc
+        finally:
+            result.total_s = clock() - start
+            a_began.set()  # B must not wait for an A that failed
+
+    a = threading.Thread(target=read, args=("A", first), name="client-A")
+    a.start()
+    a_began.wait(timeout_s)
+    sent["B"] = clock() - start
+    b = threading.Thread(target=read, args=("B", second), name="client-B")
+    b.start()
+    a.join(timeout_s)
+    b.join(timeout_s)
+    for key in ("A", "B"):
+        if results[key].error is not None:
+            raise RuntimeError(f"client {key} failed: {results[key].error}") from results[key].error
+    return TwoClients(results["A"], results["B"], sent["B"])
+
+
+def two_clients_chart(runs: dict[str, TwoClients], title: str | None = None):
+    """One panel per run, side by side on one time scale: characters each client received,
+    and when B asked."""
+    from matplotlib.figure import Figure
+
+    from .async_streams import timelines_chart
+
+    fig = Figure(figsize=(5 * len(runs), 3.2), layout="constrained")
+    axes = fig.subplots(1, len(runs), sharex=True, sharey=True, squeeze=False)[0]
+    for ax, (label, run) in zip(axes, runs.items(), strict=True):
+        timelines_chart(run.results, title=label, ax=ax)
+        ax.axvline(run.second_sent_s, color="#5a5a5a", ls=":", lw=1, label="B asks")
+        ax.legend(loc="upper left", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -1,0 +1,210 @@
+"""A small web page that shows an SSE stream as it arrives, served by your FastAPI app.
+
+The page posts a prompt to the app's SSE endpoint (the kit's format: `data: {"delta": ...}`
+events, then `event: done`, whose data may carry the server's own `server_ttft_ms`), reads the
+response with `fetch` and a stream reader, appends every piece to the answer as it arrives, and
+shows the time to first token measured in the browser (`performance.now()` from the request to
+the first text). Stop aborts the request. When an answer ends, the page sends its timings back
+to the app (`POST <page>timings`), so the notebook can read what the browser measured.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+PAGE_TEMPLATE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>__TITLE__</title>
+<style>
+  body { font: 15px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 1.5rem auto; padding: 0 1rem; }
+  textarea { width: 100%; box-sizing: border-box; font: inherit; }
+  #answer { white-space: pre-wrap; border: 1px solid #ccc; border-radius: 6px; padding: .75rem;
+            min-height: 6rem; margin: .75rem 0; }
+  #stats { color: #555; font-size: 13px; }
+  button { font: inherit; padding: .3rem 1rem; }
+</style>
+</head>
+<body>
+<h1>__TITLE__</h1>
+<textarea id="prompt" rows="3">__PROMPT__</textarea>
+<p>
+  <label>max tokens
+    <input id="max-tokens" type="number" min="1" value="__MAX_TOKENS__" style="width: 5rem"></label>
+  <button id="ask">Ask</button> <button id="stop" disabled>Stop</button>
+</p>
+<div id="answer" aria-live="polite"></div>
+<div id="stats">
+  state: <span id="state" data-state="idle">idle</span> ·
+  first token in this page: <span id="ttft" data-ms="">—</span> ·
+  at the server: <span id="server-ttft" data-ms="">—</span> ·
+  total: <span id="total" data-ms="">—</span> ·
+  <span id="chunks" data-count="0">0</span> pieces
+</div>
+<script>
+const STREAM_URL = __STREAM_URL__, REPORT_URL = __REPORT_URL__;
+const $ = (id) => document.getElementById(id);
+let controller = null;
+
+function show(id, ms) {  // a duration on the page, and in data-ms for tests
+  $(id).dataset.ms = ms.toFixed(1);
+  $(id).textContent = ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+function setState(state) {
+  $("state").dataset.state = state;
+  $("state").textContent = state;
+  const busy = state === "waiting" || state === "streaming";
+  $("ask").disabled = busy;
+  $("stop").disabled = !busy;
+}
+
+function parseEvent(block) {  // one server-sent event: its name and its data lines joined
+  let name = "message";
+  const data = [];
+  for (const line of block.split("\\n")) {
+    if (line.startsWith(":")) continue;  // a comment (keep-alive)
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") name = value;
+    else if (field === "data") data.push(value);
+  }
+  return {name, data: data.join("\\n")};
+}
+
+async function ask() {
+  const answer = $("answer");
+  answer.textContent = "";
+  for (const id of ["ttft", "server-ttft", "total"]) { $(id).textContent = "—"; $(id).dataset.ms = ""; }
+  const timing = {ttft_ms: null, total_ms: null, server_ttft_ms: null, characters: 0, chunks: 0,
+                  state: "streaming"};
+  $("chunks").textContent = "0";
+  controller = new AbortController();
+  setState("waiting");
+  const started = performance.now();
+  try {
+    const response = await fetch(STREAM_URL, {
+      method: "POST", headers: {"Content-Type": "application/json"}, signal: controller.signal,
+      body: JSON.stringify({prompt: $("prompt").value, max_tokens: Number($("max-tokens").value)}),
+    });
+    if (!response.ok) throw new Error(`the server answered ${response.status}`);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "", finished = false;
+    while (!finished) {
+      const {value, done} = await reader.read();
+      if (done) break;
+      buffer += value.replace(/\\r\\n/g, "\\n");
+      let cut;
+      while (!finished && (cut = buffer.indexOf("\\n\\n")) >= 0) {
+        const event = parseEvent(buffer.slice(0, cut));
+        buffer = buffer.slice(cut + 2);
+        if (event.name === "done") {
+          const data = event.data ? JSON.parse(event.data) : {};
+          if (data.server_ttft_ms != null) {
+            timing.server_ttft_ms = data.server_ttft_ms;
+            show("server-ttft", data.server_ttft_ms);
+          }
+          finished = true;
+        } else if (event.name === "error") {
+          throw new Error(event.data);
+        } else if (event.data) {
+          const delta = JSON.parse(event.data).delta || "";
+          if (!delta) continue;
+          if (timing.ttft_ms === null) {
+            timing.ttft_ms = performance.now() - started;
+            show("ttft", timing.ttft_ms);
+            setState("streaming");
+          }
+          answer.append(delta);  // a text node: the answer is never parsed as HTML
+          timing.characters += delta.length;
+          $("chunks").textContent = String(++timing.chunks);
+          $("chunks").dataset.count = String(timing.chunks);
+        }
+      }
+    }
+    await reader.cancel().catch(() => {});
+    timing.state = finished ? "done" : "cut off";
+  } catch (error) {
+    timing.state = error.name === "AbortError" ? "stopped" : "error";
+    if (timing.state === "error") answer.append(`\\n⚠ ${error.message}`);
+  }
+  timing.total_ms = performance.now() - started;
+  show("total", timing.total_ms);
+  setState(timing.state);
+  fetch(REPORT_URL, {method: "POST", headers: {"Content-Type": "application/json"},
+                     body: JSON.stringify(timing)}).catch(() => {});
+}
+
+$("ask").addEventListener("click", ask);
+$("stop").addEventListener("click", () => controller && controller.abort());
+</script>
+</body>
+</html>
+"""
+
+
+class PageTiming(BaseModel):
+    """What the page measured for one answer (milliseconds on the browser's clock)."""
+
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+    server_ttft_ms: float | None = None
+    characters: int = 0
+    chunks: int = 0
+    state: str = ""
+
+
+def stream_page_html(stream_url: str = "/stream", report_url: str = "/timings",
+                     title: str = "My LLM service", prompt: str = "Tell a short story about a robot.",
+                     max_tokens: int = 60) -> str:
+    """The page as one HTML string: posts to `stream_url`, reports its timings to `report_url`."""
+    return (PAGE_TEMPLATE
+            .replace("__TITLE__", html.escape(title))
+            .replace("__PROMPT__", html.escape(prompt))
+            .replace("__MAX_TOKENS__", str(int(max_tokens)))
+            .replace("__STREAM_URL__", json.dumps(stream_url))
+            .replace("__REPORT_URL__", json.dumps(report_url)))
+
+
+@dataclass
+class StreamPage:
+    """The page's routes on an app, and the timings browsers reported (newest last)."""
+
+    path: str
+    stream_url: str
+    html: str
+    reports: list[PageTiming] = field(default_factory=list)
+
+    def url(self, server_url: str) -> str:
+        """The page's address on a running server (`BackgroundServer.url`)."""
+        return server_url.rstrip("/") + self.path
+
+
+def add_stream_page(app, stream_url: str = "/stream", path: str = "/", **page) -> StreamPage:
+    """Serve the page at `path` of a FastAPI `app` (GET), reading the SSE endpoint at
+    `stream_url` (POST, JSON `{"prompt", "max_tokens"}`); the page's timings arrive at
+    `<path>timings`. Keyword arguments go to `stream_page_html` (title, prompt, max_tokens)."""
+    from fastapi.responses import HTMLResponse
+
+    base = path if path.endswith("/") else path + "/"
+    report_url = base + "timings"
+    stream_page = StreamPage(path=path, stream_url=stream_url,
+                             html=stream_page_html(stream_url, report_url, **page))
+
+    async def serve_page() -> HTMLResponse:
+        return HTMLResponse(stream_page.html, headers={"Cache-Control": "no-store"})
+
+    async def receive_timing(timing: PageTiming) -> dict:
+        stream_page.reports.append(timing)
+        return {"received": len(stream_page.reports)}
+
+    app.add_api_route(path, serve_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route(report_url, receive_timing, methods=["POST"], include_in_schema=False)
+    return stream_page

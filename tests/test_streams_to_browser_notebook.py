@@ -1,0 +1,119 @@
+"""Notebook 8 runs top to bottom against the real offline server, and what it teaches holds in
+its own measurements: a blocking stream in the event loop makes the other client wait through
+the rest of it, the bridge lets both stream at once, a client that hangs up stops the model's
+work, and the page is served. Its student copy runs to the clean-up past the unanswered bridge."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from notebook_runner import REPO, execute
+
+pytestmark = pytest.mark.server
+
+NAME = "08_streams_to_the_browser"
+MARK = "MEASURED "
+# Appended to a copy of the notebook: reads the kernel's variables after the lesson ran.
+REPORT = f"""
+import json
+
+
+def two(run):
+    return {{"second_sent_s": run.second_sent_s, "first_last_token_s": run.first_last_token_s,
+            "first_remaining_s": run.first_remaining_s, "second_ttft_s": run.second_ttft_s,
+            "second_first_token_s": run.second.ttft_s, "first_text": run.first.text,
+            "second_text": run.second.text}}
+
+
+print({MARK!r} + json.dumps({{
+    "stalled": two(stalled), "flowing": two(flowing), "yours": two(yours),
+    "connected": {{"tokens": connected.tokens_generated, "generating": connected.generating}},
+    "gone": {{"tokens": gone.tokens_generated, "generating": gone.generating,
+              "running": gone.requests_running}},
+    "closed": closed, "essay": essay["prompt"], "page_status": response.status_code,
+    "page_type": response.headers["content-type"], "page_html": response.text,
+    "python_ttft_s": from_python.ttft_s, "server_running": server.running,
+}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def executed(offline_server, tmp_path_factory):
+    notebook = nbformat.read(REPO / "solutions" / f"{NAME}.ipynb", as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(REPORT, metadata={"tags": ["measurements"]}))
+    copy = tmp_path_factory.mktemp("streams-to-browser") / f"{NAME}.ipynb"
+    nbformat.write(notebook, copy)
+    return execute(copy, timeout_s=300, env={"KIT_DISPLAY": "plain"}, workdir=REPO / "solutions")
+
+
+@pytest.fixture(scope="module")
+def measured(executed):
+    assert executed.error is None, f"{NAME} failed: {executed.error}"
+    text = executed.text_of(executed.notebook.cells[-1])
+    line = next(line for line in text.splitlines() if line.startswith(MARK))
+    return json.loads(line[len(MARK):])
+
+
+def test_runs_clean_with_the_two_timelines_as_an_image(executed, capsys):
+    with capsys.disabled():
+        print(f"\n⏱ solutions/{NAME}.ipynb executed in {executed.seconds:.1f} s")
+    assert executed.error is None, f"{NAME} failed: {executed.error}"
+    assert not executed.cells_with_errors()
+    text = "\n".join(executed.text_of(c) for c in executed.notebook.cells if c.cell_type == "code")
+    assert "Backend: the offline llama.cpp server" in text and "often wrong" in text
+    chart = next(c for c in executed.notebook.cells if "bridged" in c.metadata.get("tags", []))
+    assert any("image/png" in o.get("data", {}) for o in chart.outputs), "no PNG chart saved"
+
+
+def test_a_blocking_stream_makes_the_other_client_wait_through_the_rest_of_it(measured, capsys):
+    stalled, flowing = measured["stalled"], measured["flowing"]
+    with capsys.disabled():
+        for name, run in (("without the bridge", stalled), ("with the bridge", flowing),
+                          ("the exercise's bridge", measured["yours"])):
+            print(f"  {name:<22} B asked at {run['second_sent_s']:.2f} s, A still had "
+                  f"{run['first_remaining_s']:.2f} s to go; "
+                  f"B's first token after {run['second_ttft_s']:.2f} s")
+    assert stalled["first_text"] and stalled["second_text"], "both clients got their answers"
+    assert stalled["first_remaining_s"] > 0.3, "B asked while A's blocking stream still had a while to run"
+    # the claim: B's wait is at least the rest of the blocking call, and its text begins after A's ends
+    assert stalled["second_ttft_s"] >= stalled["first_remaining_s"], stalled
+    assert stalled["second_first_token_s"] >= stalled["first_last_token_s"], stalled
+
+
+def test_the_bridge_lets_both_clients_stream_at_once(measured):
+    stalled = measured["stalled"]
+    for run in (measured["flowing"], measured["yours"]):
+        assert run["first_text"] and run["second_text"]
+        assert run["second_first_token_s"] < run["first_last_token_s"], f"B began before A ended: {run}"
+        assert run["second_ttft_s"] < stalled["second_ttft_s"] / 2, (run, stalled)
+
+
+def test_a_client_that_hangs_up_stops_the_blocking_producer(measured):
+    assert measured["connected"]["tokens"] > 0, "the server generated while the client was connected"
+    assert measured["gone"]["running"] == 0 and measured["gone"]["generating"] is False, measured["gone"]
+    assert measured["closed"] == [measured["essay"]], "the bridge closed the model stream of the hang-up only"
+
+
+def test_the_app_serves_the_page_and_the_stream_it_reads(measured):
+    assert measured["page_status"] == 200 and measured["page_type"].startswith("text/html")
+    assert 'const STREAM_URL = "/bridged"' in measured["page_html"]
+    assert measured["python_ttft_s"] > 0
+    assert measured["server_running"] is False, "the clean-up stopped the server"
+
+
+def test_student_copy_runs_to_the_clean_up_past_the_unanswered_bridge(offline_server):
+    executed = execute(REPO / "notebooks" / f"{NAME}.ipynb", allow_errors=True, timeout_s=300,
+                       env={"KIT_DISPLAY": "plain"})
+    cells = executed.notebook.cells
+    failing = executed.cells_with_errors()
+    assert failing, "an unanswered exercise must fail"
+    for cell in failing:
+        assert "raises-exception" in cell.metadata.get("tags", []), (
+            f"cell {cells.index(cell)} failed and Run All would stop there: {cell.source[:80]}")
+    errors = [o for c in failing for o in c.outputs if o.output_type == "error"]
+    assert any(e.ename == "NotImplementedError" for e in errors), "the exercise stub is what fails"
+    stop = next(c for c in cells if "server-stop" in c.metadata.get("tags", []))
+    assert "server thread alive: False" in executed.text_of(stop), "the clean-up ran and stopped the server"
