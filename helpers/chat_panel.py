@@ -3,8 +3,9 @@ with its time to first token and tokens/s live, and after Stop what the server d
 
 The answer streams on a background thread, so the kernel stays free to handle the Stop click.
 Stop closes the stream (`close()`: the server sees the connection go and frees its slot), then
-the panel watches the server's own counters for a moment (`helpers.server_activity`, the same
-measurement as the cancellation lesson) and says whether it stopped generating.
+the panel reads the server's own counters (`helpers.server_metrics`): once no request is running,
+its tokens-generated counter must stand still for a moment. On a shared server (a workshop NIM)
+other people's requests count too.
 
 Widget output is not saved by headless runs (nbclient, autograding), so the panel also keeps a
 plain display (text/plain + text/markdown) with one line per turn.
@@ -23,10 +24,58 @@ import ipywidgets as widgets
 
 from .friendly_errors import explain
 from .live_display import choose_mode
-from .server_activity import ServerWatch, watch_server
 from .server_metrics import read_metrics, requests_in_flight
 from .settings import ConnectionSettings
 from .streaming import StreamResult
+
+
+@dataclass(frozen=True)
+class AfterStop:
+    """The server after Stop, as it reports itself (None: it does not report that)."""
+
+    settled_s: float | None  # seconds until no request was running (None: never, in the watch)
+    tokens_then: float | None  # its tokens-generated counter at that moment ...
+    tokens_later: float | None  # ... and at the end of the watch
+    in_flight: int | None  # requests running at the end of the watch
+    seconds: float  # how long it was watched
+
+    @property
+    def reported(self) -> bool:
+        return self.tokens_later is not None or self.in_flight is not None
+
+    @property
+    def tokens_generated(self) -> float | None:
+        """Tokens the server generated after its requests had ended (0: it stopped)."""
+        if self.tokens_then is None or self.tokens_later is None:
+            return None
+        return self.tokens_later - self.tokens_then
+
+    @property
+    def stopped(self) -> bool | None:
+        if not self.reported:
+            return None
+        return self.in_flight in (0, None) and self.settled_s is not None and not self.tokens_generated
+
+
+def server_after_stop(settings: ConnectionSettings, seconds: float = 1.5,
+                      clock: Callable[[], float] = time.perf_counter,
+                      sleep: Callable[[float], None] = time.sleep) -> AfterStop:
+    """Wait (up to `seconds`) until the server runs no request, then check for the rest of
+    the time that its tokens-generated counter stands still."""
+    start = clock()
+    in_flight = requests_in_flight(settings)
+    while in_flight and clock() - start < seconds:
+        sleep(0.05)
+        in_flight = requests_in_flight(settings)
+    settled_s = clock() - start if in_flight == 0 else None
+    then = read_metrics(settings)
+    if then is None and in_flight is None:  # the hosted catalog: nothing to watch
+        return AfterStop(None, None, None, None, clock() - start)
+    sleep(max(0.5, seconds - (clock() - start)))  # a moment to go on, had it not stopped
+    later = read_metrics(settings)
+    return AfterStop(settled_s, then.tokens_generated_total if then else None,
+                     later.tokens_generated_total if later else None,
+                     requests_in_flight(settings), clock() - start)
 
 
 @dataclass
@@ -39,16 +88,13 @@ class Turn:
     stop_latency_s: float | None = None  # Stop click -> stream closed
     tokens_before: float | None = None  # the server's tokens-generated counter before Send
     tokens_after: float | None = None  # ... and after the turn (after the watch, on Stop)
-    watch: ServerWatch | None = None  # the server's activity right after Stop
-    in_flight_after: int | None = None  # requests the server was still working on at the end
+    after_stop: AfterStop | None = None  # the server right after Stop
 
     @property
     def server_stopped(self) -> bool | None:
         """After Stop: whether the server stopped generating (None: not stopped, or the server
         does not report what it does)."""
-        if self.watch is None or not self.watch.reported:
-            return None
-        return not self.watch.generating and self.in_flight_after in (0, None)
+        return None if self.after_stop is None else self.after_stop.stopped
 
     def stats_line(self) -> str:
         return self.result.stats_line()
@@ -56,16 +102,21 @@ class Turn:
     def server_line(self) -> str:
         counter = ""
         if self.tokens_before is not None and self.tokens_after is not None:
-            counter = f" (its tokens-generated counter: {self.tokens_before:.0f} → {self.tokens_after:.0f})"
+            counter = f" (its tokens-generated counter {self.tokens_before:.0f} → {self.tokens_after:.0f})"
         if self.outcome != "stopped":
             return f"server: answer {self.outcome}{counter}" if self.outcome != "streaming" else ""
         if self.server_stopped is None:
             return "server: does not report what it is doing (the hosted catalog keeps that to itself)"
-        watch = self.watch
+        after = self.after_stop
         verdict = "stopped generating" if self.server_stopped else "STILL GENERATING"
-        running = "?" if self.in_flight_after is None else self.in_flight_after
-        return (f"server {verdict}: {watch.tokens_generated:.0f} tokens in the {watch.seconds:.1f} s "
-                f"after Stop, {running} request(s) running{counter}")
+        if after.settled_s is None:
+            running = "?" if after.in_flight is None else after.in_flight
+            detail = f"{running} request(s) still running {after.seconds:.1f} s after Stop"
+        else:
+            more = "?" if after.tokens_generated is None else f"{after.tokens_generated:.0f}"
+            detail = (f"no request running {after.settled_s:.1f} s after Stop, then {more} more "
+                      f"tokens in {after.seconds - after.settled_s:.1f} s")
+        return f"server {verdict}: {detail}{counter}"
 
     def summary(self) -> str:
         """Plain text: the prompt, the answer, the live stats and what the server did."""
@@ -246,9 +297,7 @@ class ChatPanel:
             turn.stop_latency_s = closed_at - (self._stop_clicked_at or closed_at)
             self._draw(turn)
             self.status.value = "Stopped. Watching the server…"
-            turn.watch = watch_server(self.settings, seconds=self.watch_s, verbose=False,
-                                      label="after Stop")
-            turn.in_flight_after = requests_in_flight(self.settings)
+            turn.after_stop = server_after_stop(self.settings, self.watch_s)
         metrics = read_metrics(self.settings)
         turn.tokens_after = metrics.tokens_generated_total if metrics else None
         self._draw(turn)

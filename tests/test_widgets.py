@@ -10,12 +10,13 @@ import threading
 import time
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 
+from helpers import chat_panel
 from helpers.batch_progress import BatchProgress, BatchRun
-from helpers.chat_panel import ChatPanel
-from helpers.grading.call_log import new_recorder
+from helpers.chat_panel import ChatPanel, server_after_stop
 from helpers.grading.faq import FAQ_QUESTIONS
-from helpers.server_metrics import read_metrics, requests_in_flight
+from helpers.server_metrics import ServerMetrics, read_metrics, requests_in_flight
 from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings
 
 NOWHERE = ConnectionSettings(base_url="http://127.0.0.1:9/v1", model="m")  # no counters there
@@ -116,6 +117,43 @@ def test_a_failing_stream_is_reported_in_one_line_and_the_panel_recovers():
     assert "failed:" in turn.summary()
 
 
+def scripted_server(monkeypatch, in_flight, counters):
+    """The server's readings in order (the last one repeats); a clock no real time passes on."""
+    readings = {"in_flight": list(in_flight), "counters": list(counters)}
+
+    def next_of(name):
+        values = readings[name]
+        return values.pop(0) if len(values) > 1 else values[0]
+
+    def metrics(settings):
+        tokens = next_of("counters")
+        return None if tokens is None else ServerMetrics(tokens, None, None, "test")
+
+    monkeypatch.setattr(chat_panel, "requests_in_flight", lambda settings: next_of("in_flight"))
+    monkeypatch.setattr(chat_panel, "read_metrics", metrics)
+    now = [0.0]
+    return {"clock": lambda: now[0], "sleep": lambda s: now.__setitem__(0, now[0] + s)}
+
+
+def test_after_stop_the_server_must_go_idle_and_its_counter_stand_still(monkeypatch):
+    time_ = scripted_server(monkeypatch, in_flight=[1, 1, 0], counters=[500, 500])
+    after = server_after_stop(NOWHERE, seconds=1.5, **time_)
+    assert after.stopped and after.tokens_generated == 0 and after.settled_s == pytest.approx(0.1)
+    assert after.seconds == pytest.approx(1.5)
+    # still running when the watch ends: still generating
+    time_ = scripted_server(monkeypatch, in_flight=[1], counters=[500, 530])
+    after = server_after_stop(NOWHERE, seconds=1.5, **time_)
+    assert after.stopped is False and after.settled_s is None and after.in_flight == 1
+    # a server that reports no running requests (None) but whose counter grows: not stopped
+    time_ = scripted_server(monkeypatch, in_flight=[None], counters=[500, 540])
+    after = server_after_stop(NOWHERE, seconds=1.5, **time_)
+    assert after.stopped is False and after.tokens_generated == 40
+    # one that reports nothing: nothing to say, and no waiting
+    time_ = scripted_server(monkeypatch, in_flight=[None], counters=[None])
+    after = server_after_stop(NOWHERE, seconds=1.5, **time_)
+    assert after.stopped is None and after.seconds == 0
+
+
 # ── the chat panel on the real server ──────────────────────────────────────────────────
 
 
@@ -141,17 +179,17 @@ def test_stop_on_the_real_server_stops_the_server_generating(settings, llm):
     assert turn.outcome == "stopped", turn.summary()
     assert turn.result.content_chunks <= shown_before_stop + 5, "Stop takes effect at once"
     assert turn.result.finish_reason is None, "the answer was cut, not finished"
-    # The server's own counters: nothing more generated after Stop, no request running.
-    assert turn.watch.reported and not turn.watch.generating, turn.watch.summary()
-    assert turn.watch.tokens_generated <= 3, turn.watch.summary()
-    assert turn.in_flight_after == 0 and requests_in_flight(settings) == 0
-    assert turn.server_stopped is True
+    # The server's own counters: no request running, nothing more generated after Stop.
+    after = turn.after_stop
+    assert after.settled_s is not None and after.in_flight == 0, turn.server_line()
+    assert after.tokens_generated == 0, turn.server_line()
+    assert requests_in_flight(settings) == 0 and turn.server_stopped is True
     assert turn.tokens_after > turn.tokens_before
     assert turn.tokens_after - turn.tokens_before < 300, "the server did not write the whole answer"
     counter_now = read_metrics(settings).tokens_generated_total
     assert counter_now == turn.tokens_after, "the server went on counting after the watch"
     assert panel.server.value.startswith("server stopped generating: ")
-    assert f"{turn.tokens_before:.0f} → {turn.tokens_after:.0f}" in panel.server.value
+    assert f"counter {turn.tokens_before:.0f} → {turn.tokens_after:.0f}" in panel.server.value
     assert panel.status.value == "Stopped by you." and "(stopped)" in panel.conversation.value
     assert (panel.send_button.disabled, panel.stop_button.disabled) == (False, True)
     print(f"\npanel: {turn.stats_line()} | {turn.server_line()} | "
@@ -203,17 +241,26 @@ def test_in_order_arrivals_are_said_so_and_a_failure_shows_on_the_bar():
         BatchProgress(["a", "b", "c"], labels=["x", "y"])
 
 
+class AnswerOf(BaseCallbackHandler):
+    """Keeps the answer of the one call it is attached to (one handler per prompt)."""
+
+    def __init__(self):
+        self.text = None
+
+    def on_llm_end(self, response, **kwargs):
+        self.text = response.generations[0][0].text
+
+
 def test_the_faq_answers_arrive_out_of_order_and_land_in_order(llm):
-    recorder, recorded = new_recorder()
+    seen = [AnswerOf() for _ in ONE_SENTENCE]
     progress = BatchProgress(ONE_SENTENCE, labels=FAQ_QUESTIONS, display="none")
-    run = progress.run(llm, {"callbacks": [recorder]}, max_completion_tokens=100)
+    run = progress.run(llm, [{"callbacks": [handler]} for handler in seen], max_completion_tokens=100)
     assert (progress.bar.value, progress.count.value, progress.bar.bar_style) == (10, "10/10", "success")
     assert sorted(run.arrival_order) == list(range(10))
     assert run.arrival_s == sorted(run.arrival_s)
     # answer i is the model's answer to question i, whatever order they came in
-    by_prompt = {call.prompt: call.output for call in recorded()}
-    for i, answer in enumerate(run.answers):
-        assert answer.content == by_prompt[ONE_SENTENCE[i]], f"answer {i} is not question {i}'s"
+    for i, (answer, handler) in enumerate(zip(run.answers, seen, strict=True)):
+        assert answer.content == handler.text, f"answer {i} is not question {i}'s"
     assert run.out_of_order, f"ten answers of different lengths arrived in order: {run.arrival_order}"
     shown = [int(n) - 1 for n in re.findall(r"Q(\d+) after", progress.arrivals.value)]
     assert shown == run.arrival_order
