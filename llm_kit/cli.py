@@ -7,7 +7,7 @@ import sys
 
 from helpers.friendly_errors import KitError
 
-from .offline.engine import DEFAULT_PARALLEL, DEFAULT_PORT
+from .offline.config import DEFAULT_PARALLEL, DEFAULT_PORT
 
 
 def _server(args: argparse.Namespace) -> int:
@@ -39,7 +39,7 @@ def _workshop(args: argparse.Namespace) -> int:
     from .workshop import run_workshop
 
     return run_workshop(lab_port=args.port, lab_ip=args.ip, server_port=args.server_port,
-                        dry_run=args.dry_run)
+                        dry_run=args.dry_run, instructor=args.command == "instructor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,13 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run in the foreground (containers); Ctrl-C stops it")
     server.set_defaults(run=_server)
 
-    workshop = commands.add_parser("workshop", help="start JupyterLab connected to an LLM")
-    workshop.add_argument("--port", type=int, default=_env_int("KIT_LAB_PORT", 8888))
-    workshop.add_argument("--ip", default=None, help="JupyterLab address (default 127.0.0.1)")
-    workshop.add_argument("--server-port", type=int, default=_env_int("KIT_SERVER_PORT", DEFAULT_PORT))
-    workshop.add_argument("--dry-run", action="store_true",
-                          help="print what would be started and exit")
-    workshop.set_defaults(run=_workshop)
+    for name, purpose in (("workshop", "start JupyterLab connected to an LLM (learners: notebooks/)"),
+                          ("instructor", "the same, at the repository root with nbgrader's "
+                                         "instructor tools")):
+        workshop = commands.add_parser(name, help=purpose)
+        workshop.add_argument("--port", type=int, default=_env_int("KIT_LAB_PORT", 8888))
+        workshop.add_argument("--ip", default=None, help="JupyterLab address (default 127.0.0.1)")
+        workshop.add_argument("--server-port", type=int,
+                              default=_env_int("KIT_SERVER_PORT", DEFAULT_PORT))
+        workshop.add_argument("--dry-run", action="store_true",
+                              help="print what would be started and exit")
+        workshop.set_defaults(run=_workshop)
 
     from .grading.cli import add_grading_commands
     from .preflight import add_preflight_command

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from llm_kit.offline.engine import ENGINE_MODULE
+from llm_kit.offline.config import ENGINE_MODULE
 
 
 class FakeClock:

@@ -18,16 +18,8 @@ import threading
 from helpers.friendly_errors import KitError
 from helpers.settings import OFFLINE_MODEL_ID
 
+from .config import CONTEXT_PER_SLOT, DEFAULT_PARALLEL, DEFAULT_PORT, MAX_TOKENS, REPEAT_PENALTY
 from .cpu import require_supported_cpu
-
-DEFAULT_PORT = 8000
-DEFAULT_PARALLEL = 6
-CONTEXT_PER_SLOT = 2048
-MAX_TOKENS = 640  # default cap per answer when a request sets none
-# A tiny model at temperature 0 tends to repeat itself until the cap; a mild penalty ends
-# its answers naturally. (Sampling setting of the offline server only; a NIM is unaffected.)
-REPEAT_PENALTY = 1.1
-ENGINE_MODULE = __name__  # how `server.py` recognises this process in a process list
 
 
 def engine_params(model: str, host: str, port: int, parallel: int):

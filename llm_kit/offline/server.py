@@ -20,8 +20,8 @@ from helpers.ports import free_port, port_is_free
 from helpers.settings import OFFLINE_MODEL_ID
 from helpers.waiting import poll_until
 
+from .config import DEFAULT_PARALLEL, DEFAULT_PORT, ENGINE_MODULE
 from .cpu import NO_AVX2, crashed_on_cpu, require_supported_cpu
-from .engine import DEFAULT_PARALLEL, DEFAULT_PORT, ENGINE_MODULE
 from .model import verified_model
 from .paths import log_file, pid_file
 
