@@ -36,16 +36,26 @@ def _chain(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
+def _read(exc: BaseException) -> tuple[str, int | None]:
+    """All messages along the exception's chain (lower case), and the first HTTP status in it."""
+    texts = " | ".join(f"{type(e).__name__}: {e}" for e in _chain(exc))
+    code = next((c for c in (_status_code(e) for e in _chain(exc)) if c), None)
+    return texts.lower(), code
+
+
 def explain(exc: BaseException, base_url: str | None = None, model: str | None = None) -> str:
     """A one-paragraph explanation of `exc` for a learner, or the plain message if unknown."""
     if isinstance(exc, KitError):
         return str(exc)
     where = f" at {base_url}" if base_url else ""
-    texts = " | ".join(f"{type(e).__name__}: {e}" for e in _chain(exc))
-    lowered = texts.lower()
-    code = next((c for c in (_status_code(e) for e in _chain(exc)) if c), None)
+    lowered, code = _read(exc)
     if isinstance(exc, KeyboardInterrupt):
         return "Interrupted by you (Kernel → Interrupt). Whatever arrived so far is kept."
+    if code == 429 or "too many requests" in lowered or "rate limit" in lowered:
+        return (f"The server{where} is rate-limiting you (HTTP 429: too many requests at once or "
+                "this minute; the hosted catalog does this under load). Wait a few seconds and "
+                "re-run the cell; for many calls, lower max_concurrency or retry with a pause: "
+                "`llm.with_retry(stop_after_attempt=3)`.")
     if any(w in lowered for w in ("connection refused", "connecterror", "name or service not known",
                                   "failed to establish", "nodename nor servname",
                                   "temporary failure in name resolution", "apiconnectionerror",
@@ -77,6 +87,23 @@ def explain(exc: BaseException, base_url: str | None = None, model: str | None =
                 "Check NIM_MODEL and NIM_BASE_URL (it should end in /v1); "
                 "`llm-kit server status` shows the offline model's id.")
     return f"{type(exc).__name__}: {exc}"
+
+
+TRANSIENT_STATUS = (429, 502, 503, 504)  # busy, restarting or loading: worth another try
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when trying the same call again later may work: a rate limit (429), a server
+    that is loading or briefly away (502-504), a refused or dropped connection, a timeout.
+    Wrong input (a prompt too long, a wrong model) is not transient."""
+    if isinstance(exc, KitError | KeyboardInterrupt):
+        return False
+    lowered, code = _read(exc)
+    if code is not None:
+        return code in TRANSIENT_STATUS
+    return any(w in lowered for w in ("connection refused", "connecterror", "connection reset",
+                                    "server disconnected", "remoteprotocolerror",
+                                    "timed out", "timeout", "apiconnectionerror"))
 
 
 def _network_error_types() -> tuple[type[BaseException], ...]:

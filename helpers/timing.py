@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import statistics
 import time
@@ -114,39 +115,96 @@ def compare(first: Callable[[], Any], second: Callable[[], Any],
     return comparison
 
 
+@contextlib.contextmanager
+def _peak_requests(server: Any):
+    """A RequestPeak on `server` while the block runs, or None without a server."""
+    if server is None:
+        yield None
+        return
+    from .server_activity import RequestPeak
+
+    with RequestPeak(server) as peak:
+        yield peak
+
+
 @dataclass
 class Sweep:
-    """Wall time for each value of a setting such as max_concurrency."""
+    """Wall time for each value of a setting such as max_concurrency: every run, and medians."""
 
     name: str
     values: list[Any] = field(default_factory=list)
-    times_s: list[float] = field(default_factory=list)
+    runs_s: list[list[float]] = field(default_factory=list)  # the timed runs of each value
+    mark: tuple[Any, str] | None = None  # a value to mark on the chart, and why
+    peaks: list[int | None] = field(default_factory=list)  # most requests the server ran at once
+
+    @property
+    def times_s(self) -> list[float]:
+        """The median wall time of each value."""
+        return [statistics.median(runs) for runs in self.runs_s]
+
+    def time_at(self, value: Any) -> float:
+        return self.times_s[self.values.index(value)]
 
     def best(self) -> tuple[Any, float]:
-        i = min(range(len(self.times_s)), key=self.times_s.__getitem__)
-        return self.values[i], self.times_s[i]
+        times = self.times_s
+        i = min(range(len(times)), key=times.__getitem__)
+        return self.values[i], times[i]
+
+    def plateau_start(self, within: float = 0.10) -> Any:
+        """The first value whose median is within `within` (10 %) of the best: where more
+        stops paying."""
+        best = self.best()[1]
+        return next(v for v, t in zip(self.values, self.times_s, strict=True)
+                    if t <= best * (1 + within))
 
     def table(self) -> str:
-        rows = [f"{self.name:>16} | wall time (s)"]
-        rows += [f"{v!s:>16} | {t:.2f}" for v, t in zip(self.values, self.times_s, strict=True)]
+        runs = len(self.runs_s[0]) if self.runs_s else 0
+        median = f"median of {runs}" if runs > 1 else "one run"
+        first = self.times_s[0] if self.times_s else 0.0
+        peaks = self.peaks if any(p is not None for p in self.peaks) else []
+        rows = [f"{self.name:>16} | wall time (s), {median} | speed-up vs {self.values[0]}"
+                + (" | the server ran at once" if peaks else "")]
+        for i, (v, t) in enumerate(zip(self.values, self.times_s, strict=True)):
+            peak = f" | {peaks[i] if peaks[i] is not None else '?'}" if peaks else ""
+            rows.append(f"{v!s:>16} | {t:.2f} | {first / t:.2f}x{peak}")
         return "\n".join(rows)
 
     def plot(self, ax=None, title: str | None = None):
         from .charts import line_chart
 
-        return line_chart(self.values, self.times_s, xlabel=self.name, ylabel="wall time (s)",
-                          title=title or f"Wall time vs {self.name}", ax=ax)
+        fig = line_chart(self.values, self.times_s, xlabel=self.name, ylabel="wall time (s, median)",
+                         title=title or f"Wall time vs {self.name}", ax=ax)
+        if self.mark is not None:
+            axes = fig.axes[0] if ax is None else ax
+            axes.axvline(self.mark[0], color="#5a5a5a", ls="--", label=self.mark[1])
+            axes.legend(loc="upper right", fontsize=8)
+        return fig
 
 
 def concurrency_sweep(run: Callable[[Any], Any], values: Iterable[Any] = range(1, 9),
-                      name: str = "max_concurrency", plot: bool = True, verbose: bool = True,
-                      clock: Callable[[], float] = time.perf_counter) -> Sweep:
-    """Call run(value) for each value, time it, print a table and plot wall time vs value."""
-    sweep = Sweep(name=name)
-    for value in values:
-        _, seconds = time_call(lambda v=value: run(v), clock)
-        sweep.values.append(value)
-        sweep.times_s.append(seconds)
+                      name: str = "max_concurrency", repeats: int = 1, warmup: bool = False,
+                      mark: tuple[Any, str] | None = None, server: Any = None, plot: bool = True,
+                      verbose: bool = True, clock: Callable[[], float] = time.perf_counter) -> Sweep:
+    """Call run(value) for each value, time it, print a table and plot wall time vs value.
+
+    With `warmup`, one untimed run (of the last value) comes first; with `repeats`, the values
+    are timed round after round (so a busy moment hits all of them alike) and the medians are
+    shown. `mark=(value, label)` draws a line at that value, e.g. the server's slot count.
+    With `server` (connection settings), the table also shows the most requests that server
+    ran at once during each value's runs.
+    """
+    sweep = Sweep(name=name, values=list(values), mark=mark)
+    sweep.runs_s = [[] for _ in sweep.values]
+    sweep.peaks = [None for _ in sweep.values]
+    if warmup and sweep.values:
+        run(sweep.values[-1])
+    for _ in range(max(1, repeats)):
+        for i, value in enumerate(sweep.values):
+            with _peak_requests(server) as peak:
+                _, seconds = time_call(lambda v=value: run(v), clock)
+            sweep.runs_s[i].append(seconds)
+            if peak is not None and peak.value is not None:
+                sweep.peaks[i] = max(sweep.peaks[i] or 0, peak.value)
     if verbose:
         print(sweep.table())
     if plot:

@@ -22,14 +22,16 @@ from dataclasses import dataclass, field
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from test_offline_server import llama_server_pids
 
 from helpers import StreamResult, explain, stream_print
-from helpers.friendly_errors import BackendNotReady
+from helpers.fault_injection import RateLimitingProxy
+from helpers.friendly_errors import BackendNotReady, KitError, is_transient
 from helpers.ports import free_port
 from helpers.readiness import check_ready, wait_until_ready
 from helpers.settings import HOSTED_BASE_URL, OFFLINE_MODEL_ID, WORKSHOP_MODEL, load_settings
 from llm_kit.offline import server_status, start_server, stop_server
+
+from support import offline_server_pids
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TIMEOUT_S = 50  # every HTTP call a row makes gives up after this (2 shared cores: be patient)
@@ -255,13 +257,13 @@ def server_killed_mid_stream(request) -> Seen:
     assert result.text.strip(), "the partial answer was lost"
     assert result.error is not None and not result.completed
     deadline = time.monotonic() + 10
-    while llama_server_pids(port) and time.monotonic() < deadline:
+    while offline_server_pids(port) and time.monotonic() < deadline:
         time.sleep(0.1)
     try:
         os.waitpid(pid, os.WNOHANG)  # reap our killed child
     except ChildProcessError:
         pass
-    assert llama_server_pids(port) == []
+    assert offline_server_pids(port) == []
     assert not server_status(port).running
     shown = capsys.readouterr().out
     assert "Stream interrupted" in shown and result.error_message in shown
@@ -281,6 +283,23 @@ def prompt_longer_than_context(request) -> Seen:
         "from langchain_nvidia_ai_endpoints import ChatNVIDIA\n"
         f"llm = ChatNVIDIA(base_url={server.base_url!r}, model={OFFLINE_MODEL_ID!r})\n"
         "llm.invoke(' '.join(['word'] * 3000))", ("context window", "Shorten")))
+
+
+def rate_limited(request) -> Seen:
+    server = request.getfixturevalue("offline_server")
+    limiter = RateLimitingProxy(server.base_url, reject=1).start()  # a real HTTP 429
+    request.addfinalizer(limiter.stop)
+    with pytest.raises(Exception) as info:
+        chat(limiter.base_url).invoke("Hello?")
+    message = explain(info.value, base_url=limiter.base_url)
+    assert is_transient(info.value), "a 429 is worth another try"
+    reply = chat(limiter.base_url, max_completion_tokens=4).invoke("Say hi.")  # the limit passed
+    assert reply.content and (limiter.rejected, limiter.forwarded) == (1, 1)
+    limiter.reject_next(1)  # for the same call in a kernel
+    return Seen(message, ("rate-limiting", "HTTP 429", "Wait", "max_concurrency", "with_retry"), Kernel(
+        "from langchain_nvidia_ai_endpoints import ChatNVIDIA\n"
+        f"ChatNVIDIA(base_url={limiter.base_url!r}, model={OFFLINE_MODEL_ID!r}).invoke('Hello?')",
+        ("rate-limiting", "HTTP 429")))
 
 
 def empty_batch(request) -> Seen:
@@ -307,7 +326,7 @@ def non_string_prompt(request) -> Seen:
 
 ROWS: list[Callable] = [no_server, server_still_loading, wrong_url, wrong_model_name,
                         hosted_without_key, server_killed_mid_stream, prompt_longer_than_context,
-                        empty_batch, non_string_prompt]
+                        rate_limited, empty_batch, non_string_prompt]
 GENERATES = (wrong_model_name, server_killed_mid_stream)  # wait for real tokens on 2 busy cores
 
 
@@ -325,7 +344,7 @@ def test_fault(row, request):
 
 
 KERNEL_ROWS = [no_server, server_still_loading, wrong_url, wrong_model_name, hosted_without_key,
-               prompt_longer_than_context, non_string_prompt]
+               prompt_longer_than_context, rate_limited, non_string_prompt]
 
 
 @pytest.mark.timeout(240, func_only=True)  # the row again, then a kernel start on 2 busy cores
@@ -336,3 +355,38 @@ def test_fault_in_a_kernel(row, request, tmp_path):
     assert seen.kernel is not None
     cell = run_in_kernel(seen.kernel, tmp_path)
     assert_cell_failed_with(cell, seen.kernel)
+
+
+# ── which faults are worth a retry, and the fault injector itself ───────────────────────
+
+
+@pytest.mark.parametrize("error, transient", [
+    (Exception("[429] Too Many Requests\nrate limit reached"), True),
+    (Exception("[503] Service Unavailable\nLoading model"), True),
+    (Exception("[400] Bad Request\nthe request exceeds the available context size"), False),
+    (Exception("[404] Not Found"), False),
+    (ConnectionRefusedError("[Errno 111] Connection refused"), True),
+    (KitError("No model server answered."), False),
+    (ValueError("Invalid input type <class 'int'>."), False),
+], ids=["429", "503", "too-long", "404", "refused", "kit-message", "bad-input"])
+def test_only_passing_faults_are_transient(error, transient):
+    assert is_transient(error) is transient
+
+
+@pytest.mark.timeout(120, func_only=True)
+def test_rate_limiting_proxy_rejects_calls_not_probes_and_streams_through(offline_server):
+    import httpx
+
+    with RateLimitingProxy(offline_server.base_url, reject=2, retry_after_s=3) as limiter:
+        root = limiter.base_url.removesuffix("/v1")
+        assert httpx.get(root + "/health", timeout=TIMEOUT_S).status_code == 200  # GETs pass
+        refused = httpx.post(limiter.base_url + "/chat/completions", json={}, timeout=TIMEOUT_S)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "3"
+        assert refused.json()["title"] == "Too Many Requests"
+        with pytest.raises(Exception, match="429"):
+            chat(limiter.base_url).invoke("Hello?")
+        streamed = stream_print(chat(limiter.base_url, max_completion_tokens=24).stream(
+            "Count from one to twenty."), display="none")
+        assert (limiter.rejected, limiter.forwarded) == (2, 1)
+    assert streamed.completed and streamed.content_chunks >= 3
+    assert len(set(streamed.arrivals_s)) >= 3, "the proxy passes a stream on as it arrives"

@@ -81,6 +81,46 @@ def test_concurrency_sweep_times_each_value():
     assert list(line.get_xdata()) == [1, 2, 4, 8]
 
 
+def test_sweep_warms_up_repeats_round_by_round_and_takes_medians():
+    clock = StepClock()
+    calls = []
+    noise = iter([0, 0, 0, 9.0, 0, 0])  # one busy moment, during the second round of value 1
+
+    def run(n):
+        calls.append(n)
+        if len(calls) > 1:  # the warm-up is not timed
+            clock.now += 6.0 / min(n, 3) + next(noise)
+
+    sweep = concurrency_sweep(run, values=[1, 3, 6], repeats=2, warmup=True, plot=False,
+                              verbose=False, clock=clock)
+    assert calls == [6, 1, 3, 6, 1, 3, 6]  # warm-up with the last value, then round after round
+    assert sweep.runs_s == [[6.0, 15.0], [2.0, 2.0], [2.0, 2.0]]
+    assert sweep.times_s == pytest.approx([10.5, 2.0, 2.0])  # medians of two: their mean
+    assert sweep.time_at(3) == pytest.approx(2.0)
+    assert "median of 2" in sweep.table() and "5.25x" in sweep.table()
+
+
+def test_plateau_start_is_where_more_stops_paying():
+    clock = StepClock()
+    wall = {1: 12.0, 2: 6.5, 3: 4.4, 6: 2.2, 12: 2.1}
+
+    def run(n):
+        clock.now += wall[n]
+
+    sweep = concurrency_sweep(run, values=list(wall), plot=False, verbose=False, clock=clock)
+    assert sweep.plateau_start() == 6  # 2.2 is within 10 % of the best (2.1); 4.4 is not
+    assert sweep.plateau_start(within=1.5) == 3
+
+
+def test_sweep_chart_marks_the_server_slots():
+    clock = StepClock()
+    sweep = concurrency_sweep(lambda n: None, values=[1, 6, 12], mark=(6, "6 server slots"),
+                              plot=False, verbose=False, clock=clock)
+    ax = sweep.plot().axes[0]
+    marks = [line for line in ax.lines if line.get_label() == "6 server slots"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [6, 6]
+
+
 def test_timeline_chart_marks_first_token():
     from helpers.charts import timeline_chart
     from helpers.streaming import StreamResult
