@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -218,7 +218,7 @@ def fake_service() -> FastAPI:
 
     @app.post("/broken")
     async def broken(ask: Ask):
-        raise RuntimeError("no model here")
+        raise HTTPException(503, "no model here")
 
     return app
 
