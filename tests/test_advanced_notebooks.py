@@ -12,7 +12,7 @@ import pytest
 
 from helpers.serving import looks_like_ray
 
-from notebook_runner import REPO, execute
+from notebook_runner import REPO, assert_plateau_at_the_slots, execute, number
 
 pytestmark = pytest.mark.server
 
@@ -57,9 +57,17 @@ def run(folder: str, name: str, capsys):
 
 
 def tagged_text(executed, tag: str) -> str:
-    cells = [c for c in executed.notebook.cells if tag in c.metadata.get("tags", [])]
-    assert len(cells) == 1, f"expected one cell tagged {tag!r}"
-    return executed.text_of(cells[0])
+    return executed.tagged_text(tag)
+
+
+WATCH = re.compile(r"^(?P<label>.+?): (?P<tokens>\d+) tokens generated in \d+\.\d s, "
+                   r"(?P<running>\d+) request\(s\) running at the end → (?P<verdict>still generating|idle)$",
+                   re.M)
+
+
+def watches(text: str) -> dict[str, tuple[int, int, str]]:
+    """{label: (tokens generated, requests running at the end, verdict)} from watch_server lines."""
+    return {m["label"]: (int(m["tokens"]), int(m["running"]), m["verdict"]) for m in WATCH.finditer(text)}
 
 
 def assert_nothing_left_behind(marker: str, timeout_s: float = 20.0) -> None:
@@ -108,12 +116,35 @@ def test_generators_notebook_streams_and_renders_recommendations(offline_server,
     assert cards.count("shown after") == rendered and "**#1 · " in cards
 
 
+def test_generators_notebook_shows_break_keeps_the_server_busy_and_close_stops_it(offline_server, capsys):
+    executed, _ = run("solutions", ADVANCED[0], capsys)
+    tokens, running, verdict = watches(tagged_text(executed, "stream-break"))[
+        "after break, stream still referenced"]
+    assert verdict == "still generating" and running >= 1 and tokens >= 5
+    stopped = watches(tagged_text(executed, "stream-closed"))
+    assert set(stopped) == {"after stream.close()", "after a `with closing(...)` block",
+                            "after a stream that ran to its end"}
+    for label, (after, running_after, verdict_after) in stopped.items():
+        assert verdict_after == "idle" and running_after == 0, label
+        assert after <= max(3, tokens / 4), f"{label}: {after} tokens, the open stream made {tokens}"
+    dropped = watches(tagged_text(executed, "stream-pipeline-stop"))
+    assert dropped["after islice, pipeline dropped"][2] == "idle"
+
+
 def test_serving_notebook_streams_chats_and_shuts_down(offline_server, capsys):
     executed, _ = run("solutions", ADVANCED[1], capsys)
     sse = tagged_text(executed, "sse-client")
     seen = re.search(r"SSE chunks received: (\d+), at (\d+) distinct times", sse)
     chunks, distinct = int(seen.group(1)), int(seen.group(2))
     assert chunks >= 2 and distinct >= 2, "the client saw the answer arrive in pieces, at different times"
+    hang_up = watches(tagged_text(executed, "sse-hang-up"))
+    tokens, running, verdict = hang_up["client connected, not reading"]
+    assert verdict == "still generating" and running >= 1 and tokens >= 5
+    after, running_after, verdict_after = hang_up["after the client hung up"]
+    assert verdict_after == "idle" and running_after == 0 and after <= max(3, tokens / 4)
+    noticed = re.search(r"hang-ups the endpoint noticed, each cancelling its astream: (\[.*\])",
+                        tagged_text(executed, "sse-hang-up"))
+    assert noticed and noticed.group(1).endswith("'Write a long essay about the history of bread.']")
     chat = tagged_text(executed, "ws-chat")
     assert chat.count("[end of answer") == 3
     assert "5 messages in this connection's history" in chat  # the second turn saw the first
@@ -131,11 +162,17 @@ def test_async_notebook_gathers_sweeps_and_survives_failures(offline_server, cap
     for state in ("California", "Texas", "New York"):
         assert f"── What is the capital of {state}? ──\n" in board
     assert board.count("[first token") == 3
-    sweep = tagged_text(executed, "sweep")
-    assert [int(v) for v in re.findall(r"^\s+(\d+) \| \d+\.\d+$", sweep, re.M)] == [1, 2, 4, 8]
+    assert_plateau_at_the_slots(tagged_text(executed, "sweep"))
     outcomes = tagged_text(executed, "return-exceptions")
     assert "✗ server down" in outcomes and "✗ too long" in outcomes  # offline: 2,048-token window
     assert outcomes.count("✔ ") == 2, "the answers that worked are kept"
+    retried = tagged_text(executed, "retry")
+    assert "[429 answers: 2, calls passed on: 1]" in retried  # two real 429s, then the answer
+    assert "✗ gave up after 3 attempts: The server" in retried and "HTTP 429" in retried
+    assert "✗ not retried, it would fail again: The prompt is longer" in retried
+    assert number(r"⏱ a prompt that is too long: (\d+\.\d+) s", retried) < number(
+        r"⏱ two 429s, then an answer: (\d+\.\d+) s", retried), "no backoff for a permanent error"
+    assert "calls that reached the server: 2, answered 429 by the proxy: 5" in retried
 
 
 @pytest.mark.parametrize("name", ADVANCED)
