@@ -11,6 +11,7 @@ import time
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
+from test_core_notebooks import executed_solution
 
 from helpers import chat_panel
 from helpers.batch_progress import BatchProgress, BatchRun
@@ -21,7 +22,7 @@ from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings
 
 NOWHERE = ConnectionSettings(base_url="http://127.0.0.1:9/v1", model="m")  # no counters there
 ESSAY = "Write a long essay about the history of bread."
-ONE_SENTENCE = [f"{question} Answer in one sentence." for question in FAQ_QUESTIONS]
+ONE_SENTENCE = [f"{question} Answer in one sentence." for question in FAQ_QUESTIONS]  # as notebook 2
 
 
 def wait_until(condition, timeout_s: float = 120.0, what: str = "the condition"):
@@ -254,7 +255,7 @@ class AnswerOf(BaseCallbackHandler):
 def test_the_faq_answers_arrive_out_of_order_and_land_in_order(llm):
     seen = [AnswerOf() for _ in ONE_SENTENCE]
     progress = BatchProgress(ONE_SENTENCE, labels=FAQ_QUESTIONS, display="none")
-    run = progress.run(llm, [{"callbacks": [handler]} for handler in seen], max_completion_tokens=100)
+    run = progress.run(llm, [{"callbacks": [handler]} for handler in seen], max_completion_tokens=60)
     assert (progress.bar.value, progress.count.value, progress.bar.bar_style) == (10, "10/10", "success")
     assert sorted(run.arrival_order) == list(range(10))
     assert run.arrival_s == sorted(run.arrival_s)
@@ -267,3 +268,33 @@ def test_the_faq_answers_arrive_out_of_order_and_land_in_order(llm):
     assert [int(n) for n in re.findall(r"Q(\d+): ", progress.in_order.value)] == list(range(1, 11))
     print(f"\narrival order: {', '.join(f'Q{i + 1}' for i in run.arrival_order)}; "
           f"times {[round(t, 1) for t in run.arrival_s]}")
+
+
+# ── in the lesson ──────────────────────────────────────────────────────────────────────
+
+
+def tagged(executed, tag: str) -> str:
+    cells = [c for c in executed.notebook.cells if tag in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"expected one cell tagged {tag!r} in notebook 2"
+    return executed.text_of(cells[0])
+
+
+def test_notebook_2_stops_the_panel_and_shows_the_batch_arrive(offline_server):
+    executed = executed_solution("02_streaming_and_batching")
+    assert executed.error is None, executed.error
+    chat = tagged(executed, "chat-panel")
+    assert "Model (stopped by you, stream closed" in chat, chat
+    assert re.search(r"\[first token \d+\.\d\d s · total \d+\.\d\d s · \d+ chunks · \d+ tok/s", chat), chat
+    assert re.search(r"server stopped generating: no request running [\d.]+ s after Stop, "
+                     r"then 0 more tokens", chat), chat
+    shown = next(c for c in executed.notebook.cells if "panel.show()" in c.source)
+    assert "| stopped |" in executed.text_of(shown), "the saved record under the panel shows the turn"
+
+    progress = tagged(executed, "batch-progress")
+    arrived = [int(q) for q in re.findall(r"^\[\s*\d+/10\] Q(\d+) after", progress, re.M)]
+    assert sorted(arrived) == list(range(1, 11)), progress
+    listed = re.search(r"arrival order: (.*)", progress).group(1)
+    assert listed == ", ".join(f"Q{q}" for q in arrived)
+    assert arrived != sorted(arrived), f"the answers arrived in question order:\n{progress}"
+    assert re.findall(r"^  Q(\d+) ", progress, re.M) == [str(q) for q in range(1, 11)]
+    assert "10/10 answers in" in progress
