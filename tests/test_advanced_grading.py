@@ -1,5 +1,5 @@
 """nbgrader grades the exercises of notebooks 4-6 exactly: right, wrong and broken submissions,
-built from the student copies, autograded against the real offline server."""
+built from the student copies, autograded concurrently against the real offline server."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import nbformat
 import pytest
 
 from llm_kit.grading import course
+from llm_kit.grading.autograde import grade_all
+from llm_kit.grading.collect import collect
 
 pytestmark = pytest.mark.server
 
@@ -96,16 +98,25 @@ EXERCISES = {
 
 
 def submission(student_copy, grade_id: str, code: str) -> nbformat.NotebookNode:
+    """The student copy answered with `code`, without the lessons between the setup cell and the
+    exercise (their tests use fakes, not the lessons' state); whole notebooks are graded in
+    test_grading_cli and bench/grading.py."""
     notebook = nbformat.read(student_copy, as_version=4)
-    answer = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    cells = notebook.cells
+    answer = next(c for c in cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
     assert ANSWER_STUB in answer.source, "the student copy has the stub where the answer goes"
     answer.source = answer.source.replace(ANSWER_STUB, code)
+    setup = next(i for i, c in enumerate(cells) if "ChatNVIDIA(" in c.source)
+    first = next(i for i, c in enumerate(cells) if c.metadata.get("nbgrader", {}).get("solution"))
+    heading = [i for i in range(setup, first) if cells[i].source.startswith("---\n## Exercise")]
+    notebook.cells = cells[: setup + 1] + cells[(heading or [first])[-1]:]
     return notebook
 
 
 @pytest.fixture(scope="module")
 def grades(offline_server, tmp_path_factory):
-    """Release notebooks 4-6 into a fresh course, autograde all submissions, export the CSV."""
+    """Release notebooks 4-6 into a fresh course, autograde all submissions concurrently (as
+    `llm-kit grade autograde` does), export the CSV."""
     tmp = tmp_path_factory.mktemp("advanced-grading")
     solutions, root, released = tmp / "solutions", tmp / "course", tmp / "released"
     solutions.mkdir()
@@ -113,13 +124,17 @@ def grades(offline_server, tmp_path_factory):
         shutil.copy2(course.SOLUTIONS / f"{aid}.ipynb", solutions / f"{aid}.ipynb")
     course.release(course=root, solutions=solutions, notebooks=released)
     env = course.grading_env(offline_server.base_url, "smollm2-135m-instruct")
+    downloads = tmp / "downloads"
     for aid, (grade_id, students) in EXERCISES.items():
         for student, (code, _) in students.items():
-            folder = root / "submitted" / student / aid
-            folder.mkdir(parents=True)
-            nbformat.write(submission(released / f"{aid}.ipynb", grade_id, code), folder / f"{aid}.ipynb")
-        done = course.nbgrader(["autograde", aid, "--create", "--force"], course=root, env=env, check=False)
-        print(done.stdout[-2000:], done.stderr[-2000:])
+            (downloads / student).mkdir(parents=True, exist_ok=True)
+            nbformat.write(submission(released / f"{aid}.ipynb", grade_id, code),
+                           downloads / student / f"{aid}.ipynb")
+    found = collect(downloads, list(EXERCISES))
+    assert len(found.taken) == len(CASES) and not found.skipped, found.report()
+    lines: list[str] = []
+    grade_all(found.taken, env, jobs=4, course=root, out=lines.append)
+    print("\n".join(lines))
     grades_csv = root / "grades.csv"
     course.nbgrader(["export", f"--CsvExportPlugin.to={grades_csv}"], course=root)
     with grades_csv.open() as handle:

@@ -1,54 +1,95 @@
-"""The instructor commands, end to end: autograde a folder of submissions, feedback, grades CSV."""
+"""The instructor commands, end to end: autograde an LMS download (a zip of renamed notebooks,
+folders and zips), then feedback and the grades CSV. Nothing is dropped without a line saying so."""
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from notebook_runner import REPO
 
+pytestmark = pytest.mark.server
+
 KIT = Path(sys.executable).parent / "llm-kit"
 AID = "01_setup_and_first_call"
+OLD, NEW = (2024, 5, 1, 10, 0, 0), (2024, 5, 2, 10, 0, 0)
 
 
-def _kit(*args, env):
-    done = subprocess.run([str(KIT), "grade", *args], env=env, capture_output=True, text=True,
+def _kit(*args, env) -> subprocess.CompletedProcess:
+    return subprocess.run([str(KIT), "grade", *args], env=env, capture_output=True, text=True,
                           timeout=900)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
-def test_autograde_feedback_and_grades_from_the_cli(tmp_path, offline_server):
-    submissions = tmp_path / "submissions"
-    student_copy = nbformat.read(REPO / "notebooks" / f"{AID}.ipynb", as_version=4)
-    (submissions / "bob").mkdir(parents=True)
-    nbformat.write(student_copy, submissions / "bob" / f"{AID}.ipynb")  # did nothing
-    answer = next(c for c in student_copy.cells
-                  if c.metadata.get("nbgrader", {}).get("grade_id") == "ask")
-    answer.source = "def ask(question):\n    return llm.invoke(question).content\n"
-    (submissions / "ada").mkdir()
-    nbformat.write(student_copy, submissions / "ada" / f"{AID}.ipynb")
+def _notebook(answered: bool) -> bytes:
+    notebook = nbformat.read(REPO / "notebooks" / f"{AID}.ipynb", as_version=4)
+    if answered:
+        answer = next(c for c in notebook.cells
+                      if c.metadata.get("nbgrader", {}).get("grade_id") == "ask")
+        answer.source = "def ask(question):\n    return llm.invoke(question).content\n"
+    return nbformat.writes(notebook).encode()
 
+
+def _zip(entries: dict[str, tuple[bytes, tuple]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name, (data, when) in entries.items():
+            bundle.writestr(zipfile.ZipInfo(name, date_time=when), data)
+    return buffer.getvalue()
+
+
+def test_autograde_an_lms_zip_feedback_and_grades(tmp_path, offline_server):
+    right, blank = _notebook(True), _notebook(False)
+    download = tmp_path / "download.zip"
+    download.write_bytes(_zip({
+        f"doejane_12345_67890_{AID}-1.ipynb": (right, NEW),  # Canvas, a re-submission
+        f"John Doe_555_assignsubmission_file_/{AID}.ipynb": (blank, NEW),  # Moodle, did nothing
+        f"carol/{AID} (1).ipynb": (right, NEW),  # a second download
+        f"carol/{AID}.ipynb": (blank, OLD),  # ... and the older first one
+        f"s1234-{AID}-2.ipynb": (right, NEW),  # a student id in front
+        "hank_777_888_work.zip": (_zip({f"{AID}.ipynb": (right, NEW)}), NEW),  # a zip in the zip
+        f"erin/{AID}.ipynb": (b'{"cells": [', NEW),  # a broken download
+        "frank/notes.txt": (b"see attached", NEW),
+    }))
     env = dict(os.environ, KIT_COURSE_DIR=str(tmp_path / "course"))
-    port = str(offline_server.port)
-    output = _kit("autograde", "--submissions", str(submissions), "--server-port", port, env=env)
-    assert "autograding 01_setup_and_first_call: ada, bob" in output
-    _kit("feedback", env=env)
-    grades = tmp_path / "grades.csv"
-    _kit("export", "--to", str(grades), env=env)
+    done = _kit("autograde", "--submissions", str(download), "--server-port",
+                str(offline_server.port), "--jobs", "3", env=env)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, "a submission could not be graded: the command says so\n" + output
+    assert f"not taken: download.zip/carol/{AID}.ipynb: carol has a newer file for {AID}" in output
+    assert "not taken: download.zip/frank/notes.txt: not a notebook (.ipynb)" in output
+    assert f"⚠ not graded: download.zip/erin/{AID}.ipynb: unreadable notebook" in output
+    graded = {"doejane_12345": 2, "John-Doe_555": 0, "carol": 2, "s1234": 2, "hank_777": 2}
+    progress = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert len(progress) == len(graded), output
+    for student, score in graded.items():
+        assert any(f"] {student} · {AID} · {score}/2 · " in line for line in progress), output
+    assert "graded 5 of 5 submissions" in output
 
+    assert _kit("feedback", env=env).returncode == 0
+    grades = tmp_path / "grades.csv"
+    assert _kit("export", "--to", str(grades), env=env).returncode == 0
     with grades.open() as handle:
         rows = {r["student_id"]: r for r in csv.DictReader(handle) if r["assignment"] == AID}
-    assert float(rows["ada"]["score"]) == float(rows["ada"]["max_score"]) == 2
-    assert float(rows["bob"]["score"]) == 0
-    for student in ("ada", "bob"):
-        feedback = tmp_path / "course" / "feedback" / student / AID / f"{AID}.html"
-        assert feedback.is_file()
-    assert "NotImplementedError" in (tmp_path / "course" / "feedback" / "bob" / AID /
-                                     f"{AID}.html").read_text()
+    assert {student: float(row["score"]) for student, row in rows.items()} == graded
+    assert all(float(row["max_score"]) == 2 for row in rows.values())
+    feedback = tmp_path / "course" / "feedback"
+    for student in graded:
+        assert (feedback / student / AID / f"{AID}.html").is_file()
+    assert "NotImplementedError" in (feedback / "John-Doe_555" / AID / f"{AID}.html").read_text()
     assert offline_server.running  # the shared server was reused, not restarted
+
+
+def test_a_missing_submissions_folder_reads_as_one_line(tmp_path):
+    env = dict(os.environ, KIT_COURSE_DIR=str(tmp_path / "course"))
+    done = _kit("autograde", "--submissions", str(tmp_path / "nowhere"), env=env)
+    assert done.returncode == 2
+    assert "No submissions folder or zip at" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

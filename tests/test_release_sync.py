@@ -64,3 +64,35 @@ def test_committed_notebook_has_no_secrets(path):
 def test_secret_scan_catches_a_key():
     leaked = 'NVIDIA_API_KEY = "' + "nvapi-" + "x1" * 10 + '"'  # built here, never stored whole
     assert any(p.search(leaked) for p in SECRET_PATTERNS)
+
+
+
+def cells_that_can_fail_unanswered(notebook: dict) -> list[int]:
+    """Indices of the answer and test cells, and of the cells after the first answer that use it."""
+    cells = notebook["cells"]
+    answers = [i for i, c in enumerate(cells) if c["metadata"].get("nbgrader", {}).get("solution")]
+    names = [cells[i]["metadata"]["nbgrader"]["grade_id"] for i in answers]
+    found = []
+    for i, cell in enumerate(cells):
+        meta = cell["metadata"].get("nbgrader", {})
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and i >= answers[0] and (
+                meta.get("solution") or meta.get("grade")
+                or any(re.search(rf"\b{name}\b", source) for name in names)):
+            found.append(i)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_run_all_goes_past_an_unanswered_exercise(path):
+    """JupyterLab's Run All stops at the first failing cell unless the cell is tagged
+    raises-exception (it is then sent with stop_on_error false; nbclient has the same rule), so
+    every cell that fails while the exercise is unanswered carries that tag, and Run All reaches
+    the notebook's end, clean-up included. Lesson cells before the exercise must not."""
+    notebook = json.loads(path.read_text())
+    can_fail = cells_that_can_fail_unanswered(notebook)
+    assert can_fail, "no exercise found"
+    for i, cell in enumerate(notebook["cells"]):
+        tagged = "raises-exception" in cell["metadata"].get("tags", [])
+        assert tagged == (i in can_fail), (
+            f"{path.name} cell {i}: {'tag' if i in can_fail else 'untag'} it raises-exception")

@@ -1,1 +1,1 @@
-"""Grading support: call recording for hidden tests, and the nbgrader instructor commands."""
+"""What exercises' tests use: a kernel-wide record of chat-model calls and reference data."""

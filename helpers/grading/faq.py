@@ -17,11 +17,6 @@ FAQ_QUESTIONS = [
 SEPARATOR = "-" * 30
 
 
-def answer_text(answer) -> str:
-    """An answer's text, whether it is a chat message or a plain string."""
-    return answer.content if hasattr(answer, "content") else str(answer)
-
-
 def expected_document(questions: list[str], answer_texts: list[str]) -> str:
     """The FAQ document as the exercise defines it, built independently of the notebook."""
     return "".join(f"{q.upper()}\n\n{a}\n\n{SEPARATOR}\n\n"

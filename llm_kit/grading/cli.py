@@ -35,18 +35,43 @@ def _release(args) -> int:
 
 
 def _autograde(args) -> int:
-    found = course.collect_submissions(Path(args.submissions).resolve())
-    course.release()  # the gradebook must know every assignment and its tests
+    from .collect import collect
+
+    source = Path(args.submissions).resolve()
+    try:
+        found = collect(source, course.assignments())
+    except FileNotFoundError as exc:
+        raise KitError(f"{exc}: expected a folder <student>/<notebook>.ipynb or an LMS zip.") from None
+    try:
+        return _grade_collected(found, source, args)
+    finally:
+        if found.workdir is not None:
+            found.workdir.cleanup()
+
+
+def _grade_collected(found, source: Path, args) -> int:
+    from .autograde import grade_all
+
+    for skipped in found.skipped:
+        print(f"not taken: {skipped.shown}: {skipped.reason}")
+    if not found.taken:
+        raise KitError(f"No submissions found in {source} (see above why each file was not taken).")
+    assignments = sorted({s.assignment for s in found.taken})
+    course.generate(assignments)  # the gradebook must know each assignment and its tests
     with offline_backend(args.server_port) as base_url:
         env = course.grading_env(base_url, OFFLINE_MODEL_ID)
-        for aid, students in sorted(found.items()):
-            print(f"autograding {aid}: {', '.join(students)}", flush=True)
-            done = course.nbgrader(["autograde", aid, "--create", "--force"], env=env, check=False)
-            if done.returncode != 0:
-                print(done.stdout[-1500:] + done.stderr[-1500:])
-                print(f"⚠ nbgrader reported problems for {aid} (see above); other assignments go on.")
-    print(f"autograded notebooks: {course.COURSE / 'autograded'}")
-    return 0
+        counts = ", ".join(f"{aid}: {sum(s.assignment == aid for s in found.taken)}"
+                           for aid in assignments)
+        print(f"autograding {len(found.taken)} submissions ({counts}), {args.jobs} at a time",
+              flush=True)
+        results = grade_all(found.taken, env, args.jobs, out=lambda line: print(line, flush=True))
+    failed = [f"{r.student} · {r.assignment}: {r.problem}" for r in results if r.score is None]
+    unreadable = [f"{s.shown}: {s.reason}" for s in found.skipped if s.reason.startswith("unreadable")]
+    print(f"graded {len(results) - len(failed)} of {len(results)} submissions; "
+          f"autograded notebooks: {course.COURSE / 'autograded'}")
+    for problem in failed + unreadable:
+        print(f"⚠ not graded: {problem}")
+    return 1 if failed or unreadable else 0
 
 
 def _feedback(args) -> int:
@@ -84,8 +109,11 @@ def add_grading_commands(commands) -> None:
 
     actions.add_parser("release", help="regenerate notebooks/ from solutions/").set_defaults(
         run=_release)
-    auto = actions.add_parser("autograde", help="grade SUBMISSIONS/<student>/<notebook>.ipynb")
-    auto.add_argument("--submissions", default="submitted")
+    auto = actions.add_parser("autograde", help="grade a folder or zip of submissions")
+    auto.add_argument("--submissions", default="submitted",
+                      help="a folder (<student>/<notebook>.ipynb, LMS names) or an LMS zip")
+    auto.add_argument("--jobs", type=int, default=int(os.environ.get("KIT_GRADING_JOBS", "4")),
+                      help="submissions graded at the same time (default 4)")
     auto.add_argument("--server-port", type=int, default=port)
     auto.set_defaults(run=_autograde)
     actions.add_parser("feedback", help="HTML feedback per student").set_defaults(run=_feedback)
