@@ -10,7 +10,7 @@ KIT_SERVER_PORT ?= 8000
 SUBMISSIONS ?= submitted
 export KIT_LAB_PORT KIT_SERVER_PORT
 
-.PHONY: help setup workshop server stop status test lint bench browser-deps preflight \
+.PHONY: help setup workshop instructor server stop status test lint bench browser-deps preflight \
         release autograde feedback grades validate clean
 
 help:  ## list the commands
@@ -29,6 +29,9 @@ setup: $(STAMP)  ## virtualenv, packages and the offline model
 
 workshop: setup  ## JupyterLab on 127.0.0.1 with an LLM (offline server unless NIM/key set)
 	$(KIT) workshop
+
+instructor: setup  ## instructor: the same lab at the repo root, with nbgrader's instructor tools
+	$(KIT) instructor
 
 server: setup  ## start the offline model server in the background
 	$(KIT) server start
@@ -60,7 +63,7 @@ bench: setup  ## benchmarks (each prints its headline as key=value on the last l
 release: setup  ## instructor: regenerate the student copies in notebooks/ from solutions/
 	$(KIT) grade release
 
-autograde: setup  ## instructor: autograde every submission in $(SUBMISSIONS)/<student>/
+autograde: setup  ## instructor: autograde $(SUBMISSIONS) (a folder or an LMS zip), 4 at a time
 	$(KIT) grade autograde --submissions $(SUBMISSIONS)
 
 feedback: setup  ## instructor: HTML feedback in feedback/<student>/

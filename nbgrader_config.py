@@ -6,11 +6,15 @@ generate_assignment` in the git-ignored course/ folder and copies the student co
 notebooks/. Submissions, autograded work, feedback and the gradebook live in course/.
 """
 
+import os
+from pathlib import Path
+
 c = get_config()  # noqa: F821 - provided by nbgrader
 
+course = Path(os.environ.get("KIT_COURSE_DIR") or Path(__file__).resolve().parent / "course")
 c.CourseDirectory.course_id = "llm-streaming-batching"
-c.CourseDirectory.root = "course"
-c.CourseDirectory.db_url = "sqlite:///course/gradebook.db"
+c.CourseDirectory.root = str(course)
+c.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
 
 # Autograding runs every notebook top to bottom against the offline server. A cell that
 # runs longer than this (an infinite loop, a hung request) is interrupted, recorded as

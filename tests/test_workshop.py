@@ -1,10 +1,13 @@
-"""`llm-kit workshop`: backend choice, and the real thing — JupyterLab + offline server,
-URL with token, Ctrl-C stops both."""
+"""`llm-kit workshop`: backend choice, and the real thing — JupyterLab on the learners' copies with
+nbgrader's Validate only, the offline server, a URL with a token — and Ctrl-C, SIGTERM and SIGHUP
+(to the command itself or to `make workshop`) stop the lab, its kernels and the server."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,14 +15,18 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
+from jupyter_client import BlockingKernelClient
+from nbgrader import __version__ as nbgrader_version
 
 from helpers.ports import free_port, port_is_free
 from llm_kit.offline.server import server_status, stop_server
-from llm_kit.workshop import choose_backend, lab_command
+from llm_kit.workshop import INSTRUCTOR_PLUGINS, NEWS, choose_backend, lab_command, lab_config_dir
 
 REPO = Path(__file__).resolve().parent.parent
 KIT = Path(sys.executable).parent / "llm-kit"
+STAMP = ".venv/.kit-installed"  # `make -o` it: the test must not reinstall the shared venv
 
 
 @pytest.fixture
@@ -58,53 +65,170 @@ def test_lab_binds_loopback_by_default():
         assert "--allow-root" in command
 
 
-@pytest.mark.timeout(240)
-def test_workshop_serves_lab_with_token_and_stops_everything_on_ctrl_c(tmp_path):
+def test_learners_get_their_copies_and_validate_instructors_get_everything():
+    learner, instructor = lab_command(8888, "127.0.0.1"), lab_command(8888, "127.0.0.1", True)
+    assert f"--ServerApp.root_dir={REPO / 'notebooks'}" in learner
+    assert f"--ServerApp.root_dir={REPO}" in instructor
+    off = {arg.split("=", 1)[1] for arg in learner if arg.startswith("--ServerApp.jpserver_extensions")}
+    assert off == {f"nbgrader.server_extensions.{name}=False"
+                   for name in ("formgrader", "course_list", "assignment_list")}
+    assert not any("jpserver_extensions" in arg for arg in instructor)
+    for command in (learner, instructor):
+        assert "--LabApp.news_url=None" in command
+    disabled = {mode: json.loads((lab_config_dir(mode) / "labconfig" / "page_config.json")
+                                 .read_text())["disabledExtensions"] for mode in (False, True)}
+    assert set(disabled[False]) == {NEWS} | {f"@jupyter/nbgrader:{p}" for p in INSTRUCTOR_PLUGINS}
+    assert "@jupyter/nbgrader:validate-assignment" not in disabled[False]
+    assert set(disabled[True]) == {NEWS}
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def start(command: list[str], cwd: Path, env: dict) -> tuple[subprocess.Popen, list[str], dict]:
+    """Run the workshop in its own session until it prints its URL and log path."""
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines, found = [], {}
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and "log" not in found:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = re.search(r"Open: (http://127\.0\.0\.1:\d+/lab/tree/\S+\?token=(\S+))", line)
+        if match:
+            found.update(url=match.group(1), token=match.group(2))
+        if "JupyterLab log:" in line:
+            found["log"] = line.split(":", 1)[1].strip()
+    assert "url" in found, "no URL printed:\n" + "".join(lines)
+    return process, lines, found
+
+
+def stop(process: subprocess.Popen, how: signal.Signals, group: bool) -> str:
+    (os.killpg if group else os.kill)(process.pid, how)
+    rest, _ = process.communicate(timeout=90)
+    return rest
+
+
+def kernel_pid(base: str, auth: dict, runtime: Path, check_import: bool) -> int:
+    """Open the first notebook's kernel through the lab's REST API, as the browser does; its pid."""
+    session = httpx.post(f"{base}/api/sessions", headers=auth, timeout=60, json={
+        "path": "01_setup_and_first_call.ipynb", "type": "notebook", "name": "",
+        "kernel": {"name": "python3"}}).json()
+    kernel = session["kernel"]
+    connection = runtime / f"kernel-{kernel['id']}.json"
+    deadline = time.monotonic() + 60
+    while not connection.is_file():
+        assert time.monotonic() < deadline, "the kernel's connection file never appeared"
+        time.sleep(0.2)
+    client = BlockingKernelClient(connection_file=str(connection))
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        client.kernel_info(reply=True, timeout=60)  # the kernel answers: it is ready
+        code = "import os, helpers; print(os.getpid(), os.getcwd(), helpers.__file__)"
+        texts = []
+        reply = client.execute_interactive(code, timeout=60, output_hook=lambda msg: texts.append(
+            msg["content"].get("text", "")))
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        client.stop_channels()
+    pid, cwd, helpers_file = "".join(texts).split()
+    if check_import:  # rooted in notebooks/, the kernel still imports the (editable) helpers
+        assert Path(cwd) == REPO / "notebooks"
+        assert Path(helpers_file).parent == REPO / "helpers"
+    return int(pid)
+
+
+CASES = {  # id: (command, signal, to the whole process group?)
+    "kit-ctrl-c": ("kit", signal.SIGINT, False),
+    "kit-sigterm": ("kit", signal.SIGTERM, False),
+    "kit-sighup": ("kit", signal.SIGHUP, False),
+    "make-sigterm": ("make", signal.SIGTERM, False),  # make passes SIGTERM on to its recipe
+    "make-sighup": ("make", signal.SIGHUP, True),  # a closed terminal hangs up its process group
+}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("case", list(CASES))
+def test_workshop_runs_the_learners_lab_and_a_signal_stops_everything(case, tmp_path):
+    how, sig, group = CASES[case]
     lab_port, server_port = free_port(), free_port()
+    runtime = tmp_path / "runtime"
     env = {k: v for k, v in os.environ.items()
            if k not in ("NIM_BASE_URL", "NIM_MODEL", "NVIDIA_API_KEY", "JUPYTER_TOKEN")}
-    process = subprocess.Popen([str(KIT), "workshop", "--port", str(lab_port),
-                                "--server-port", str(server_port)], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
+    env.update(JUPYTER_RUNTIME_DIR=str(runtime), KIT_LAB_PORT=str(lab_port),
+               KIT_SERVER_PORT=str(server_port))
+    if how == "kit":
+        command, cwd = [str(KIT), "workshop"], tmp_path
+    else:
+        make = shutil.which("make")
+        assert make, "make is not installed"
+        command, cwd = [make, "-s", "-o", STAMP, "workshop"], REPO
+    process, lines, found = start(command, cwd, env)
+    rest, lab_pids = "", []
     try:
-        deadline = time.monotonic() + 180
-        url = log = None
-        while time.monotonic() < deadline and log is None:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            match = re.search(r"Open: (http://127\.0\.0\.1:\d+/lab/tree/\S+\?token=(\S+))", line)
-            if match:
-                url, token = match.group(1), match.group(2)
-            if "JupyterLab log:" in line:
-                log = line.split(":", 1)[1].strip()
-        assert url, "no URL printed:\n" + "".join(lines)
-        assert f":{lab_port}/lab/tree/notebooks/01_setup_and_first_call.ipynb" in url
-        assert server_status(server_port).running, "the offline server was started"
-        base = f"http://127.0.0.1:{lab_port}"
-        assert httpx.get(f"{base}/api/contents", timeout=10).status_code == 403, "token required"
-        listing = httpx.get(f"{base}/api/contents/notebooks", params={"token": token}, timeout=10)
-        assert listing.status_code == 200
-        names = {item["name"] for item in listing.json()["content"]}
-        assert "02_streaming_and_batching.ipynb" in names
-        assert token not in Path(log).read_text(), "the token must not be written to the log"
-
-        process.send_signal(signal.SIGINT)  # Ctrl-C
-        rest, _ = process.communicate(timeout=60)
-        lines.append(rest)
+        assert f":{lab_port}/lab/tree/01_setup_and_first_call.ipynb?token=" in found["url"]
+        server = server_status(server_port)
+        assert server.running, "the offline server was started"
+        base, token = f"http://127.0.0.1:{lab_port}", found["token"]
+        auth = {"Authorization": f"token {token}"}  # not in the URL: URLs are logged
+        lab_pids = [p.pid for p in psutil.Process(process.pid).children(recursive=True)
+                    if "jupyterlab" in " ".join(p.cmdline())]
+        assert lab_pids, "JupyterLab runs as a child of the workshop"
+        kernel = kernel_pid(base, auth, runtime, check_import=case == "kit-ctrl-c")
+        if case == "kit-ctrl-c":
+            assert httpx.get(f"{base}/api/contents", timeout=10).status_code == 403, "token required"
+            listing = httpx.get(f"{base}/api/contents", headers=auth, timeout=10)
+            names = {item["name"] for item in listing.json()["content"]}
+            assert "02_streaming_and_batching.ipynb" in names
+            assert not names & {"solutions", "tests", "course", "llm_kit"}, names
+            assert httpx.get(f"{base}/api/contents/solutions", headers=auth,
+                             timeout=10).status_code == 404
+            assert httpx.get(f"{base}/nbgrader_version", headers=auth, params={"version": nbgrader_version},
+                             timeout=10).status_code != 404, "Validate's server side is on"
+            assert httpx.get(f"{base}/formgrader/api/status", headers=auth,
+                             timeout=10).status_code == 404, "no formgrader for learners"
+            page = httpx.get(f"{base}/lab", headers=auth, timeout=10).text
+            config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', page,
+                                          re.DOTALL).group(1))
+            assert config["news"] == {"disabled": True}
+            disabled = set(config["disabledExtensions"])
+            assert {"@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:formgrader", NEWS} <= disabled
+            assert "@jupyter/nbgrader:validate-assignment" not in disabled
+            assert token not in Path(found["log"]).read_text(), "the token must not be in the log"
+        rest = stop(process, sig, group)
     finally:
         if process.poll() is None:  # a failed assertion above: still clean up everything
-            process.send_signal(signal.SIGINT)
+            os.killpg(process.pid, signal.SIGINT)
             try:
                 process.wait(60)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         stop_server(server_port, quiet=True)  # no-op when the workshop already stopped it
-    output = "".join(lines)
-    assert process.returncode == 0, output
-    assert "Stopped the offline server" in output
+    output = "".join(lines) + rest
+    assert "Stopped the offline server" in output, output
+    if how == "kit":
+        assert process.returncode == 0, output
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(alive(p) for p in [*lab_pids, kernel, server.pid]):
+        time.sleep(0.5)
+    assert not [p for p in [*lab_pids, kernel] if alive(p)], "JupyterLab or its kernel survived"
+    assert not alive(server.pid), "the offline server survived"
     assert not server_status(server_port).running
     assert port_is_free("127.0.0.1", lab_port) and port_is_free("127.0.0.1", server_port)
+
+
+def test_instructor_lab_is_rooted_at_the_repository(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("NIM_BASE_URL", "NVIDIA_API_KEY")}
+    done = subprocess.run([str(KIT), "instructor", "--dry-run"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"--ServerApp.root_dir={REPO} " in done.stdout + " "
+    assert "jpserver_extensions" not in done.stdout
