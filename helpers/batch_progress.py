@@ -135,7 +135,7 @@ class BatchProgress:
         self.arrivals.value = "<b>as they finished</b>" + self.arrivals.value
         rows = "".join(f"<div>Q{i + 1}: {html.escape(preview(answer, 50))}</div>"
                        for i, answer in enumerate(run.answers))
-        self.in_order.value = "<b>in question order</b>" + rows
+        self.in_order.value = "<b>in prompt order</b>" + rows
         summary = run.summary()
         if self.mode == "plain":
             self.out.write(summary + "\n")

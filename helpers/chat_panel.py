@@ -54,7 +54,9 @@ class AfterStop:
     def stopped(self) -> bool | None:
         if not self.reported:
             return None
-        return self.in_flight in (0, None) and self.settled_s is not None and not self.tokens_generated
+        if self.in_flight is None:  # it counts tokens but does not say what it runs
+            return self.tokens_generated == 0
+        return self.settled_s is not None and self.in_flight == 0 and not self.tokens_generated
 
 
 def server_after_stop(settings: ConnectionSettings, seconds: float = 1.5,
@@ -109,11 +111,12 @@ class Turn:
             return "server: does not report what it is doing (the hosted catalog keeps that to itself)"
         after = self.after_stop
         verdict = "stopped generating" if self.server_stopped else "STILL GENERATING"
-        if after.settled_s is None:
-            running = "?" if after.in_flight is None else after.in_flight
-            detail = f"{running} request(s) still running {after.seconds:.1f} s after Stop"
+        more = "?" if after.tokens_generated is None else f"{after.tokens_generated:.0f}"
+        if after.in_flight is None:
+            detail = f"{more} tokens generated in the {after.seconds:.1f} s after Stop"
+        elif after.settled_s is None:
+            detail = f"{after.in_flight} request(s) still running {after.seconds:.1f} s after Stop"
         else:
-            more = "?" if after.tokens_generated is None else f"{after.tokens_generated:.0f}"
             detail = (f"no request running {after.settled_s:.1f} s after Stop, then {more} more "
                       f"tokens in {after.seconds - after.settled_s:.1f} s")
         return f"server {verdict}: {detail}{counter}"

@@ -15,7 +15,7 @@ from test_core_notebooks import executed_solution
 
 from helpers import chat_panel
 from helpers.batch_progress import BatchProgress, BatchRun
-from helpers.chat_panel import ChatPanel, server_after_stop
+from helpers.chat_panel import ChatPanel, Turn, server_after_stop
 from helpers.grading.faq import FAQ_QUESTIONS
 from helpers.server_metrics import ServerMetrics, read_metrics, requests_in_flight
 from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings
@@ -145,10 +145,14 @@ def test_after_stop_the_server_must_go_idle_and_its_counter_stand_still(monkeypa
     time_ = scripted_server(monkeypatch, in_flight=[1], counters=[500, 530])
     after = server_after_stop(NOWHERE, seconds=1.5, **time_)
     assert after.stopped is False and after.settled_s is None and after.in_flight == 1
+    line = Turn("p", outcome="stopped", after_stop=after).server_line()
+    assert line == "server STILL GENERATING: 1 request(s) still running 2.0 s after Stop", line
     # a server that reports no running requests (None) but whose counter grows: not stopped
     time_ = scripted_server(monkeypatch, in_flight=[None], counters=[500, 540])
     after = server_after_stop(NOWHERE, seconds=1.5, **time_)
     assert after.stopped is False and after.tokens_generated == 40
+    time_ = scripted_server(monkeypatch, in_flight=[None], counters=[540, 540])
+    assert server_after_stop(NOWHERE, seconds=1.5, **time_).stopped is True
     # one that reports nothing: nothing to say, and no waiting
     time_ = scripted_server(monkeypatch, in_flight=[None], counters=[None])
     after = server_after_stop(NOWHERE, seconds=1.5, **time_)
