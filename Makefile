@@ -10,7 +10,7 @@ KIT_SERVER_PORT ?= 8000
 SUBMISSIONS ?= submitted
 export KIT_LAB_PORT KIT_SERVER_PORT
 
-.PHONY: help setup workshop instructor server stop status test lint bench browser-deps preflight \
+.PHONY: help setup workshop instructor server stop status test test-fast lint bench browser-deps preflight \
         release autograde feedback grades validate clean
 
 help:  ## list the commands
@@ -53,6 +53,9 @@ preflight: setup  ## check the configured backend does all the notebooks need (C
 
 test: setup browser-deps  ## the whole test suite (unit, server, notebooks, grading, browser)
 	$(BIN)/python -m pytest -ra --durations=25
+
+test-fast: setup  ## the unit tier: no model server, kernel, nbgrader or browser (< 1 minute)
+	$(BIN)/python -m pytest -ra -q -m "not server and not integration and not browser"
 
 lint: setup  ## ruff
 	$(BIN)/ruff check .
