@@ -1,26 +1,79 @@
-"""Helpers for the streaming and batching notebooks: settings, live streaming, timing."""
+"""Helpers for the streaming and batching notebooks. Import them from here:
 
-from .charts import plot_timeline
-from .friendly_errors import BackendNotReady, KitError, enable_friendly_errors, explain
-from .readiness import Readiness, check_ready, wait_until_ready
+    from helpers import check_backend, stream_print, compare
+
+`__all__` below is the public API (the README's helper list is checked against it). The
+submodules are the implementation; `helpers.grading` serves the exercises' hidden tests.
+"""
+
+from .async_streams import StreamBoard, plot_timelines, run_blocking, timelines_chart
+from .batch_progress import BatchProgress, batch_with_progress
+from .bridge import iterate_in_thread, two_clients, two_clients_chart
+from .charts import bar_chart, line_chart, plot_timeline, show
+from .chat_panel import ChatPanel
+from .chunks import chunk_text
+from .fault_injection import RateLimitingProxy
+from .friendly_errors import BackendNotReady, KitError, enable_friendly_errors, explain, is_transient
+from .latency import (
+    LoadRun,
+    inter_token_latencies,
+    load_reference,
+    measure_prompt,
+    percentile,
+    reference_chart,
+    reference_source,
+    run_load,
+    sweep_chart,
+    sweep_concurrency,
+    sweep_levels,
+)
+from .ports import free_port, port_open
+from .readiness import Readiness, check_backend, check_ready, wait_until_ready
+from .server_activity import RequestPeak, ServerWatch, watch_server, watches_chart
+from .server_metrics import ServerMetrics, busy_slots, read_metrics, requests_in_flight, server_slots
+from .serving import (
+    BackgroundServer,
+    MicroBatcher,
+    iter_sse_text,
+    parse_sse,
+    ray_processes,
+    resident_gb,
+    sse_event,
+    sse_lines,
+    stream_group,
+)
 from .settings import OFFLINE_CAVEAT, ConnectionSettings, load_settings
 from .streaming import StreamResult, stream_print
+from .structured_stream import JsonArrayItems, array_schema, json_schema_format, stream_items
 from .timing import Comparison, Sweep, Timer, compare, concurrency_sweep
-
-
-def check_backend(timeout_s: float = 120.0) -> ConnectionSettings:
-    """Load settings, say which backend this is, wait until it is ready, and turn on
-    short error messages. Returns the settings for `ChatNVIDIA(base_url=..., model=...)`."""
-    settings = load_settings()
-    print(settings.describe())
-    enable_friendly_errors(base_url=settings.base_url, model=settings.model)
-    wait_until_ready(settings, timeout_s=timeout_s)
-    return settings
-
+from .web_page import add_stream_page
 
 __all__ = [
-    "BackendNotReady", "Comparison", "ConnectionSettings", "KitError", "OFFLINE_CAVEAT",
-    "Readiness", "StreamResult", "Sweep", "Timer", "check_backend", "check_ready", "compare",
-    "concurrency_sweep", "enable_friendly_errors", "explain", "load_settings", "plot_timeline",
-    "stream_print", "wait_until_ready",
+    # where the model is, whether it is ready, and errors that read as one paragraph
+    "BackendNotReady", "ConnectionSettings", "KitError", "OFFLINE_CAVEAT", "Readiness",
+    "check_backend", "check_ready", "enable_friendly_errors", "explain", "is_transient",
+    "load_settings", "wait_until_ready",
+    # streams as they arrive, and their timing
+    "StreamResult", "chunk_text", "stream_print",
+    "Comparison", "Sweep", "Timer", "compare", "concurrency_sweep",
+    "bar_chart", "line_chart", "plot_timeline", "show",
+    # what the server itself reports
+    "RequestPeak", "ServerMetrics", "ServerWatch", "busy_slots", "read_metrics",
+    "requests_in_flight", "server_slots", "watch_server", "watches_chart",
+    # structured output while it streams
+    "JsonArrayItems", "array_schema", "json_schema_format", "stream_items",
+    # several streams at once
+    "StreamBoard", "plot_timelines", "run_blocking", "timelines_chart",
+    # serving streams: SSE, a background server, micro-batching, Ray, the bridge, a web page
+    "BackgroundServer", "MicroBatcher", "add_stream_page", "free_port", "iter_sse_text",
+    "iterate_in_thread", "parse_sse", "port_open", "ray_processes", "resident_gb", "sse_event",
+    "sse_lines", "stream_group", "two_clients", "two_clients_chart",
+    # faults to learn from
+    "RateLimitingProxy",
+    # latency and throughput
+    "LoadRun", "inter_token_latencies", "load_reference", "measure_prompt", "percentile",
+    "reference_chart", "reference_source", "run_load", "sweep_chart", "sweep_concurrency",
+    "sweep_levels",
+    # widgets
+    "BatchProgress", "ChatPanel", "batch_with_progress",
 ]

@@ -21,10 +21,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from .friendly_errors import explain
-from .settings import ConnectionSettings
 from .streaming import StreamResult
 
 REFERENCE_CSV = Path(__file__).with_name("data") / "nim_llama31_8b_benchmark.csv"
@@ -189,17 +186,6 @@ async def sweep_concurrency(open_stream: Callable[[str], AsyncIterable[Any]], pr
                   f"{run.aggregate_tokens_per_s:6.1f} tokens/s · TTFT p50 {p50 * 1000:6.0f} ms, "
                   f"p95 {p95 * 1000:6.0f} ms · ITL {(run.itl_mean_s or 0.0) * 1000:5.1f} ms")
     return runs
-
-
-def server_slots(settings: ConnectionSettings, timeout_s: float = 5.0) -> int | None:
-    """How many requests the server decodes together: llama.cpp's /props `total_slots`;
-    None where the server does not say (a NIM, the hosted catalog)."""
-    try:
-        response = httpx.get(settings.server_root + "/props", timeout=timeout_s)
-        value = response.json().get("total_slots") if response.status_code == 200 else None
-    except (httpx.TransportError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, int) and value > 0 else None
 
 
 def sweep_levels(slots: int | None) -> list[int]:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from .friendly_errors import START_OFFLINE, BackendNotReady
-from .settings import ConnectionSettings
+from .friendly_errors import START_OFFLINE, BackendNotReady, enable_friendly_errors
+from .settings import ConnectionSettings, load_settings
 from .waiting import poll_until
 
 
@@ -134,3 +134,13 @@ def wait_until_ready(settings: ConnectionSettings, timeout_s: float = 120.0,
 
     # check() itself gives up at its limit, so the loop's own timeout is only a backstop.
     return poll_until(check, timeout_s=float("inf"), interval_s=poll_s, sleep=sleep, clock=clock)
+
+
+def check_backend(timeout_s: float = 120.0) -> ConnectionSettings:
+    """Load settings, say which backend this is, wait until it is ready, and turn on
+    short error messages. Returns the settings for `ChatNVIDIA(base_url=..., model=...)`."""
+    settings = load_settings()
+    print(settings.describe())
+    enable_friendly_errors(base_url=settings.base_url, model=settings.model)
+    wait_until_ready(settings, timeout_s=timeout_s)
+    return settings

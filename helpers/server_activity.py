@@ -9,36 +9,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import httpx
-
-from .server_metrics import read_metrics, requests_in_flight
+from .server_metrics import read_metrics, requests_in_flight, server_json
 from .settings import ConnectionSettings
-
-
-def _get_json(settings: ConnectionSettings, path: str, timeout_s: float):
-    try:
-        response = httpx.get(settings.server_root + path, timeout=timeout_s)
-    except httpx.TransportError:
-        return None
-    if response.status_code != 200:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def server_slots(settings: ConnectionSettings, timeout_s: float = 5.0) -> int | None:
-    """How many requests the server generates for at once: llama.cpp's `total_slots` (/props).
-    None where the server does not say (a NIM, the hosted catalog)."""
-    props = _get_json(settings, "/props", timeout_s)
-    slots = props.get("total_slots") if isinstance(props, dict) else None
-    return slots if isinstance(slots, int) else None
 
 
 def _busy_slot_tokens(settings: ConnectionSettings, timeout_s: float) -> dict | None:
     """{(slot id, task id): tokens decoded so far} for llama.cpp's busy slots (None: no /slots)."""
-    slots = _get_json(settings, "/slots", timeout_s)
+    slots = server_json(settings, "/slots", timeout_s)
     if not isinstance(slots, list):
         return None
     busy = {}

@@ -64,15 +64,35 @@ def read_metrics(settings: ConnectionSettings, timeout_s: float = 5.0) -> Server
     return None
 
 
-def busy_slots(settings: ConnectionSettings, timeout_s: float = 5.0) -> int | None:
-    """How many of llama.cpp's slots are generating right now (None: no /slots endpoint)."""
+def server_json(settings: ConnectionSettings, path: str, timeout_s: float = 5.0):
+    """The JSON a server answers at `path` under its root (llama.cpp's /props, /slots), or None
+    when it is unreachable, answers with an error, or with something that is not JSON."""
     try:
-        response = httpx.get(settings.server_root + "/slots", timeout=timeout_s)
+        response = httpx.get(settings.server_root + path, timeout=timeout_s)
     except httpx.TransportError:
         return None
     if response.status_code != 200:
         return None
-    return sum(1 for slot in response.json() if slot.get("is_processing"))
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def server_slots(settings: ConnectionSettings, timeout_s: float = 5.0) -> int | None:
+    """How many requests the server generates for at once: llama.cpp's `total_slots` (/props).
+    None where the server does not say (a NIM, the hosted catalog)."""
+    props = server_json(settings, "/props", timeout_s)
+    slots = props.get("total_slots") if isinstance(props, dict) else None
+    return slots if isinstance(slots, int) and slots > 0 else None
+
+
+def busy_slots(settings: ConnectionSettings, timeout_s: float = 5.0) -> int | None:
+    """How many of llama.cpp's slots are generating right now (None: no /slots endpoint)."""
+    slots = server_json(settings, "/slots", timeout_s)
+    if not isinstance(slots, list):
+        return None
+    return sum(1 for slot in slots if isinstance(slot, dict) and slot.get("is_processing"))
 
 
 def requests_in_flight(settings: ConnectionSettings) -> int | None:

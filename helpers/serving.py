@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .chunks import chunk_text
-from .ports import LOOPBACK, free_port, port_open  # noqa: F401 - notebooks import them from here
+from .ports import LOOPBACK, free_port
 
 
 class BackgroundServer:

@@ -20,13 +20,13 @@ from helpers.latency import (
     reference_source,
     requests_for,
     run_load,
-    server_slots,
     sweep_chart,
     sweep_concurrency,
     sweep_levels,
     text_arrivals,
 )
 from helpers.ports import free_port
+from helpers.server_metrics import server_slots
 from helpers.settings import ConnectionSettings
 from helpers.streaming import StreamResult
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from helpers import server_activity
-from helpers.server_activity import Reading, ServerWatch, read_activity, server_slots, watch_server
-from helpers.server_metrics import ServerMetrics
+from helpers.server_activity import Reading, ServerWatch, read_activity, watch_server
+from helpers.server_metrics import ServerMetrics, server_slots
 from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings
 from llm_kit.offline.config import DEFAULT_PARALLEL
 
@@ -30,14 +30,14 @@ def test_a_reading_adds_the_answers_in_progress_and_retries_when_one_ends_meanwh
     slots_seen = iter([[slot(0, 7, 5), slot(1, 8, 40)], [slot(0, 7, 9)],
                        [slot(0, 7, 9)], [slot(0, 7, 10)]])
     counters = iter([metrics(100), metrics(140)])
-    monkeypatch.setattr(server_activity, "_get_json", lambda *a: next(slots_seen))
+    monkeypatch.setattr(server_activity, "server_json", lambda *a: next(slots_seen))
     monkeypatch.setattr(server_activity, "read_metrics", lambda *a: next(counters))
     reading = read_activity(SOMEWHERE, at_s=1.5)
     assert reading == Reading(at_s=1.5, requests_running=1, tokens_generated=150)
 
 
 def test_a_nim_reading_is_its_metrics(monkeypatch):
-    monkeypatch.setattr(server_activity, "_get_json", lambda *a: None)  # no /slots
+    monkeypatch.setattr(server_activity, "server_json", lambda *a: None)  # no /slots
     monkeypatch.setattr(server_activity, "read_metrics", lambda *a: metrics(4000, running=3))
     assert read_activity(SOMEWHERE) == Reading(at_s=0.0, requests_running=3, tokens_generated=4000)
 
@@ -62,7 +62,7 @@ def test_generating_means_still_growing_in_the_second_half():
 
 
 def test_a_server_without_counters_is_said_so_and_not_polled(monkeypatch):
-    monkeypatch.setattr(server_activity, "_get_json", lambda *a: None)
+    monkeypatch.setattr(server_activity, "server_json", lambda *a: None)
     monkeypatch.setattr(server_activity, "read_metrics", lambda *a: None)
     naps = []
     watch = watch_server(SOMEWHERE, seconds=5, verbose=False, sleep=naps.append)
