@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .chunks import chunk_text
 from .ports import LOOPBACK, free_port
+from .waiting import poll_until
 
 
 class BackgroundServer:
@@ -54,15 +54,19 @@ class BackgroundServer:
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}",
                                        daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self.server.started:
+        def started(_waited: float) -> bool | None:
+            if self.server.started:
+                return True
             if not self.thread.is_alive():
                 raise RuntimeError(f"The server on port {self.port} stopped during start-up "
                                    "(is the port taken?).")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"The server on port {self.port} did not start in {timeout_s} s.")
-            time.sleep(0.02)
+            return None
+
+        try:
+            poll_until(started, timeout_s=timeout_s, interval_s=0.02)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"The server on port {self.port} did not start in {timeout_s} s.") from None
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:

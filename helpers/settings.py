@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from dotenv import dotenv_values
+
 WORKSHOP_BASE_URL = "http://llama:8000/v1"
 WORKSHOP_MODEL = "meta/llama-3.1-8b-instruct"
 HOSTED_BASE_URL = "https://integrate.api.nvidia.com/v1"
@@ -79,18 +81,11 @@ class ConnectionSettings:
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse a simple KEY=VALUE .env file (comments and blank lines ignored)."""
-    values: dict[str, str] = {}
+    """The KEY=VALUE pairs of a .env file, parsed by python-dotenv (comments, quotes, inline
+    comments, `export` prefixes); empty when there is no such file."""
     if not path.is_file():
-        return values
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.removeprefix("export ").strip()
-        values[key] = value.strip().strip("'\"")
-    return values
+        return {}
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
 def find_dotenv(start: Path | None = None) -> Path | None:

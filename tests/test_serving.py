@@ -8,6 +8,7 @@ from fastapi.responses import StreamingResponse
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
+from helpers.ports import port_open
 from helpers.serving import (
     BackgroundServer,
     MicroBatcher,
@@ -17,7 +18,6 @@ from helpers.serving import (
     iter_sse_text,
     looks_like_ray,
     parse_sse,
-    port_open,
     ray_processes,
     resident_gb,
     sse_event,

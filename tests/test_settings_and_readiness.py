@@ -154,3 +154,12 @@ def test_telemetry_switch_in_dotenv_reaches_chatnvidia(tmp_path, monkeypatch):
     monkeypatch.setenv("NVIDIA_USAGE_TELEMETRY_ENABLED", "1")
     load_settings(dotenv=dotenv)
     assert os.environ["NVIDIA_USAGE_TELEMETRY_ENABLED"] == "1"
+
+
+def test_dotenv_inline_comments_and_quotes_are_read_as_a_person_means_them(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text('export NIM_BASE_URL=http://nim:8000/v1  # the workshop NIM\n'
+                      'NIM_MODEL="meta/llama-3.1-8b-instruct"\n')
+    settings = load_settings(env={}, dotenv=dotenv)
+    assert settings.base_url == "http://nim:8000/v1"
+    assert settings.model == "meta/llama-3.1-8b-instruct"
