@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -26,12 +27,24 @@ INTEGRATION_MODULES = {"test_release_sync", "test_workshop", "test_display_in_ke
 INTEGRATION_TESTS = ("test_fault_in_a_kernel", "test_nbgrader_lab_extension")
 
 
+def _parameter_uses_server(item) -> bool:
+    """A parametrised row (a function, as in the fault matrix) that fetches the server fixture
+    with request.getfixturevalue or starts a server of its own."""
+    callspec = getattr(item, "callspec", None)
+    for value in (callspec.params.values() if callspec else ()):
+        if inspect.isfunction(value):
+            source = inspect.getsource(value)
+            if '"offline_server"' in source or "start_server(" in source:
+                return True
+    return False
+
+
 def pytest_collection_modifyitems(items):
     """Mark the tiers so `make test-fast` runs only the unit tier: every test that uses the
     real model server is a `server` test and every one that starts Jupyter machinery an
     `integration` test, whether or not its file says so."""
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) or _parameter_uses_server(item):
             item.add_marker(pytest.mark.server)
         module = item.module.__name__ if getattr(item, "module", None) else ""
         if module in INTEGRATION_MODULES or item.name.startswith(INTEGRATION_TESTS):
