@@ -42,7 +42,7 @@ def check_ready(settings: ConnectionSettings, timeout_s: float = 3.0) -> Readine
                 if response.status_code == 404 and url != probes[-1]:
                     continue  # not a NIM: try llama.cpp's endpoint
                 if response.status_code == 200:
-                    served = [] if settings.backend == "hosted" else _served_models(client, settings)
+                    served = [] if settings.backend == "hosted" else served_models(client, settings)
                     if served and settings.model not in served:
                         return Readiness("wrong-model", ", ".join(served))
                     return Readiness("ready", url)
@@ -58,7 +58,7 @@ def check_ready(settings: ConnectionSettings, timeout_s: float = 3.0) -> Readine
     return Readiness("error", "no health endpoint answered")
 
 
-def _served_models(client: httpx.Client, settings: ConnectionSettings) -> list[str]:
+def served_models(client: httpx.Client, settings: ConnectionSettings) -> list[str]:
     """The model ids the server lists at /v1/models ([] when it lists none or cannot say).
 
     Needed because llama.cpp's server answers whatever model name a request carries.

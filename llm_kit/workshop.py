@@ -23,6 +23,7 @@ import psutil
 from helpers.friendly_errors import KitError
 from helpers.readiness import check_ready
 from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings, load_settings
+from helpers.waiting import poll_until
 
 from .offline.paths import run_dir
 
@@ -90,18 +91,19 @@ def lab_config_dir(instructor: bool) -> Path:
 
 
 def _wait_for_lab(url: str, process: subprocess.Popen, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def answers(_waited: float) -> bool | None:
         if process.poll() is not None:
             raise KitError(f"JupyterLab exited during start-up (code {process.returncode}); "
                            "is the port taken? Try `make workshop KIT_LAB_PORT=8890`.")
         try:
-            if httpx.get(f"{url}/api/status", timeout=1).status_code in (200, 403):
-                return
+            return httpx.get(f"{url}/api/status", timeout=1).status_code in (200, 403) or None
         except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise KitError("JupyterLab did not start within 60 s.")
+            return None
+
+    try:
+        poll_until(answers, timeout_s=timeout_s, interval_s=0.3)
+    except TimeoutError:
+        raise KitError(f"JupyterLab did not start within {timeout_s:.0f} s.") from None
 
 
 class Stop(Exception):

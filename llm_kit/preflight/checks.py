@@ -8,15 +8,14 @@ one user's tokens/s at the same inter-token latency).
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from dataclasses import dataclass
 
 import httpx
 
 from helpers.friendly_errors import explain
-from helpers.readiness import _served_models, check_ready
-from helpers.server_metrics import ServerMetrics, busy_slots, read_metrics, requests_in_flight
+from helpers.readiness import check_ready, served_models
+from helpers.server_activity import RequestPeak
+from helpers.server_metrics import ServerMetrics, busy_slots, read_metrics
 from helpers.settings import ConnectionSettings
 from helpers.streaming import StreamResult, stream_print
 from helpers.timing import compare, time_call
@@ -78,7 +77,7 @@ def check_readiness(settings: ConnectionSettings) -> Check:
 def check_model_listed(settings: ConnectionSettings) -> Check:
     headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
     with httpx.Client(timeout=10, headers=headers) as client:
-        served = _served_models(client, settings)
+        served = served_models(client, settings)
     if settings.model in served:
         return passed("model id", f"{settings.model} in /v1/models")
     if not served:
@@ -210,30 +209,6 @@ def check_metrics(settings: ConnectionSettings, before: ServerMetrics | None) ->
                                     f"{after.requests_running:.0f} running{slot_text}")
 
 
-@contextlib.contextmanager
-def watch_in_flight(settings: ConnectionSettings, every_s: float = 0.1):
-    """Poll how many requests the server works on while the block runs (llama.cpp's busy slots,
-    a NIM's num_requests_running). Yields the list of readings ([] if the server does not say)."""
-    readings: list[int] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            value = requests_in_flight(settings)
-            if value is None:
-                return
-            readings.append(value)
-            stop.wait(every_s)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        yield readings
-    finally:
-        stop.set()
-        watcher.join(timeout=10)
-
-
 def batch_verdict(ratio: float, peak: int | None, measured: str) -> Check:
     """Batch works when the server runs its requests side by side: seen in the timing, or in the
     server's own counters (robust on a busy CPU, where the timing is noise). The ratio is the
@@ -248,14 +223,14 @@ def batch_verdict(ratio: float, peak: int | None, measured: str) -> Check:
 
 def check_batch_speedup(llm, settings: ConnectionSettings, rounds: int) -> Check:
     try:
-        with watch_in_flight(settings) as readings:
+        with RequestPeak(settings) as peak_seen:
             comparison = compare(lambda: [llm.invoke(q) for q in QUESTIONS],
                                  lambda: llm.batch(QUESTIONS), labels=("invoke loop", "batch"),
                                  repeats=rounds, plot=False, verbose=False)
     except Exception as exc:  # noqa: BLE001
         return _call_failed("batch vs loop", exc, settings)
     (loop_s, batch_s), ratio = comparison.medians_s, comparison.ratio
-    peak = max(readings) if readings else None
+    peak = peak_seen.value
     median = f" (median of {rounds})" if rounds > 1 else ""
     side_by_side = f"; the server ran up to {peak} at once" if peak is not None else ""
     measured = (f"{len(QUESTIONS)} questions: loop {loop_s:.2f} s, batch {batch_s:.2f} s → "
