@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ class Executed:
     notebook: nbformat.NotebookNode
     seconds: float
     error: CellExecutionError | None
+    marker: str = ""  # in the environment of the kernel and of every process it started
 
     def cells_with_errors(self) -> list[dict]:
         return [c for c in self.notebook.cells if c.cell_type == "code"
@@ -71,16 +74,18 @@ def assert_plateau_at_the_slots(text: str) -> None:
     assert times[1] >= 1.2 * times[slots], f"{slots} in flight was not clearly faster than 1:\n{text}"
 
 
-def execute(path: Path, allow_errors: bool = False, timeout_s: int = 120,
+def execute(path: Path | nbformat.NotebookNode, allow_errors: bool = False, timeout_s: int = 120,
             env: dict | None = None, workdir: Path | None = None) -> Executed:
-    """Run a notebook top to bottom in a fresh kernel; returns outputs and wall time."""
-    notebook = nbformat.read(path, as_version=4)
+    """Run a notebook (a path, or a notebook read already) top to bottom in a fresh kernel;
+    returns outputs and wall time."""
+    notebook = path if isinstance(path, nbformat.NotebookNode) else nbformat.read(path, as_version=4)
+    folder = workdir or (path.parent if isinstance(path, Path) else REPO)
     saved = dict(os.environ)
     os.environ.update(env or {})
     try:
         client = NotebookClient(notebook, timeout=timeout_s, kernel_name="python3",
                                 allow_errors=allow_errors,
-                                resources={"metadata": {"path": str(workdir or path.parent)}})
+                                resources={"metadata": {"path": str(folder)}})
         start = time.perf_counter()
         error = None
         try:
@@ -91,3 +96,76 @@ def execute(path: Path, allow_errors: bool = False, timeout_s: int = 120,
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+# ── one run of each notebook per test session, shared by every test file ──────────────────
+
+CELL_TIMEOUT_S = 300  # generous: the machine may be busy; the tests assert behaviour, not speed
+_RUNS: dict[tuple[str, str], Executed] = {}
+_REPORTS: dict[str, str] = {}
+
+
+def notebook_names() -> list[str]:
+    """Every lesson notebook, by file stem (a new one is tested without editing a list)."""
+    return sorted(p.stem for p in (REPO / "solutions").glob("[0-9]*.ipynb"))
+
+
+def register_report(name: str, report: str) -> None:
+    """Append `report` (code printing the notebook's own measurements as one JSON line) to the
+    session's run of solutions/<name>. Call it at import: files are collected before any run."""
+    _REPORTS[name] = report
+
+
+def run_notebook(folder: str, name: str) -> Executed:
+    """solutions/<name> or notebooks/<name> (the student copy, errors allowed), executed once
+    per session with plain display and a marker that its kernel's processes inherit."""
+    key = (folder, name)
+    if key not in _RUNS:
+        notebook = nbformat.read(REPO / folder / f"{name}.ipynb", as_version=4)
+        if folder == "solutions" and name in _REPORTS:
+            notebook.cells.append(nbformat.v4.new_code_cell(_REPORTS[name],
+                                                            metadata={"tags": ["measurements"]}))
+        marker = f"kit-run-{uuid.uuid4().hex}"
+        executed = execute(notebook, allow_errors=folder == "notebooks", timeout_s=CELL_TIMEOUT_S,
+                           env={"KIT_RUN_MARKER": marker, "KIT_DISPLAY": "plain"},
+                           workdir=REPO / folder)
+        executed.marker = marker
+        print(f"\n⏱ {folder}/{name}.ipynb executed in {executed.seconds:.1f} s")
+        _RUNS[key] = executed
+    return _RUNS[key]
+
+
+def processes_with_marker(marker: str) -> list[tuple[int, list[str]]]:
+    """(pid, cmdline) of every live process whose environment carries `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() not in (entry / "environ").read_bytes():
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if state != "Z":
+            found.append((int(entry.name), [part for part in cmdline if part]))
+    return found
+
+
+def assert_nothing_left_behind(marker: str, timeout_s: float = 20.0) -> None:
+    """No process started by the notebook's kernel (Ray's above all) outlives it."""
+    deadline = time.monotonic() + timeout_s
+    left = processes_with_marker(marker)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = processes_with_marker(marker)
+    assert not left, f"processes left behind: {left}"
+
+
+def reported(executed: Executed, mark: str) -> dict:
+    """The JSON the report cell printed after `mark`."""
+    assert executed.error is None, f"the notebook failed: {executed.error}"
+    text = executed.text_of(executed.notebook.cells[-1])
+    line = next(line for line in text.splitlines() if line.startswith(mark))
+    return json.loads(line[len(mark):])

@@ -39,5 +39,75 @@ def offline_server_pids(port: int) -> list[int]:
 
 
 def venv_tool(name: str) -> str:
-    """A console script installed next to this test run's Python (llm-kit, jupyter, …)."""
-    return str(Path(sys.executable).with_name(name))
+    """A console script of the interpreter running the tests (its venv), else from PATH."""
+    import shutil
+
+    import pytest
+
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed; run `make setup` (it comes with the [dev] extras).")
+    return found
+
+
+# ── grading one exercise through real nbgrader ──────────────────────────────────────────────
+
+STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()"
+
+
+def with_answer(student_copy: Path, grade_id: str, code: str):
+    """The released student copy with `code` in place of the stub of answer cell `grade_id`."""
+    import textwrap
+
+    import nbformat
+
+    notebook = nbformat.read(student_copy, as_version=4)
+    cell = next(c for c in notebook.cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    assert STUB in cell.source, "the student copy has the stub where the answer goes"
+    cell.source = cell.source.replace(STUB, textwrap.indent(textwrap.dedent(code).strip(), "    "))
+    return notebook
+
+
+def autograde_answers(aid: str, grade_id: str, answers: dict[str, str], base_url: str,
+                      tmp: Path) -> tuple[Path, dict[str, dict]]:
+    """Release assignment `aid` into a fresh course under `tmp`, submit one notebook per student
+    with their code in answer cell `grade_id`, autograde, export: (course root, CSV rows)."""
+    import csv
+    import shutil
+
+    import nbformat
+
+    from helpers.settings import OFFLINE_MODEL_ID
+    from llm_kit.grading import course
+
+    solutions, root, released = tmp / "solutions", tmp / "course", tmp / "released"
+    solutions.mkdir()
+    shutil.copy2(course.SOLUTIONS / f"{aid}.ipynb", solutions)
+    course.release(course=root, solutions=solutions, notebooks=released)
+    for student, code in answers.items():
+        folder = root / "submitted" / student / aid
+        folder.mkdir(parents=True)
+        nbformat.write(with_answer(released / f"{aid}.ipynb", grade_id, code), folder / f"{aid}.ipynb")
+    env = course.grading_env(base_url, OFFLINE_MODEL_ID)
+    done = course.nbgrader(["autograde", aid, "--create", "--force"], course=root, env=env, check=False)
+    print(done.stdout[-2000:], done.stderr[-2000:])
+    grades_csv = root / "grades.csv"
+    course.nbgrader(["export", f"--CsvExportPlugin.to={grades_csv}"], course=root)
+    with grades_csv.open() as handle:
+        scores = {row["student_id"]: row for row in csv.DictReader(handle) if row["assignment"] == aid}
+    return root, scores
+
+
+def failing_cells(root: Path, aid: str, student: str) -> dict[str, str]:
+    """grade_id -> the error's message, for the graded cells of a student's autograded copy
+    that failed."""
+    import nbformat
+
+    notebook = nbformat.read(root / "autograded" / student / aid / f"{aid}.ipynb", as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: next(o for o in c.outputs if o.output_type == "error").evalue
+            for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")
+            and any(o.output_type == "error" for o in c.get("outputs", []))}

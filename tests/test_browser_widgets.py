@@ -16,12 +16,12 @@ import time
 
 import nbformat
 import pytest
-from test_browser import CHROMIUM, chromium, descendants, jupyterlab, open_notebook, processes_mentioning
 
 from helpers.server_activity import read_activity
 from helpers.server_metrics import busy_slots
 from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings
 
+from browser_support import CHROMIUM, chromium, descendants, jupyterlab, open_notebook, processes_mentioning
 from conftest import REPO, require
 
 pytestmark = pytest.mark.browser

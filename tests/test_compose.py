@@ -7,7 +7,6 @@ schema, read with PyYAML, and its healthcheck probe is run against a local stub 
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,23 +20,14 @@ import yaml
 
 from llm_kit.cli import build_parser
 
+from support import venv_tool
+
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 NIM_IMAGE = "nvcr.io/nim/meta/llama-3.1-8b-instruct"
 SERVER_COMMAND = ["llm-kit", "server", "start", "--foreground", "--host", "0.0.0.0", "--port", "8000"]
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
-
-
-def venv_tool(name: str) -> str:
-    """A console script of the interpreter running the tests (its venv), else from PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed; run `make setup` (it comes with the [dev] extras).")
-    return found
 
 
 @pytest.fixture(scope="module")

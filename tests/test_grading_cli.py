@@ -28,12 +28,13 @@ def _kit(*args, env) -> subprocess.CompletedProcess:
                           timeout=900)
 
 
-def _notebook(answered: bool) -> bytes:
+def _notebook(returns: str | None) -> bytes:
+    """The student copy, with `ask` returning `returns` (None: left unanswered)."""
     notebook = nbformat.read(REPO / "notebooks" / f"{AID}.ipynb", as_version=4)
-    if answered:
+    if returns is not None:
         answer = next(c for c in notebook.cells
                       if c.metadata.get("nbgrader", {}).get("grade_id") == "ask")
-        answer.source = "def ask(question):\n    return llm.invoke(question).content\n"
+        answer.source = f"def ask(question):\n    return {returns}\n"
     return nbformat.writes(notebook).encode()
 
 
@@ -46,7 +47,8 @@ def _zip(entries: dict[str, tuple[bytes, tuple]]) -> bytes:
 
 
 def test_autograde_an_lms_zip_feedback_and_grades(tmp_path, offline_server):
-    right, blank = _notebook(True), _notebook(False)
+    right, blank = _notebook("llm.invoke(question).content"), _notebook(None)
+    message = _notebook("llm.invoke(question)")  # the AIMessage: one call, right answer, not text
     download = tmp_path / "download.zip"
     download.write_bytes(_zip({
         f"doejane_12345_67890_{AID}-1.ipynb": (right, NEW),  # Canvas, a re-submission
@@ -56,6 +58,7 @@ def test_autograde_an_lms_zip_feedback_and_grades(tmp_path, offline_server):
         f"s1234-{AID}-2.ipynb": (right, NEW),  # a student id in front
         "hank_777_888_work.zip": (_zip({f"{AID}.ipynb": (right, NEW)}), NEW),  # a zip in the zip
         f"erin/{AID}.ipynb": (b'{"cells": [', NEW),  # a broken download
+        f"ivan/{AID}.ipynb": (message, NEW),
         "frank/notes.txt": (b"see attached", NEW),
     }))
     env = dict(os.environ, KIT_COURSE_DIR=str(tmp_path / "course"))
@@ -66,12 +69,12 @@ def test_autograde_an_lms_zip_feedback_and_grades(tmp_path, offline_server):
     assert f"not taken: download.zip/carol/{AID}.ipynb: carol has a newer file for {AID}" in output
     assert "not taken: download.zip/frank/notes.txt: not a notebook (.ipynb)" in output
     assert f"⚠ not graded: download.zip/erin/{AID}.ipynb: unreadable notebook" in output
-    graded = {"doejane_12345": 2, "John-Doe_555": 0, "carol": 2, "s1234": 2, "hank_777": 2}
+    graded = {"doejane_12345": 2, "John-Doe_555": 0, "carol": 2, "s1234": 2, "hank_777": 2, "ivan": 1}
     progress = [line for line in done.stdout.splitlines() if line.startswith("[")]
     assert len(progress) == len(graded), output
     for student, score in graded.items():
         assert any(f"] {student} · {AID} · {score}/2 · " in line for line in progress), output
-    assert "graded 5 of 5 submissions" in output
+    assert "graded 6 of 6 submissions" in output
 
     assert _kit("feedback", env=env).returncode == 0
     grades = tmp_path / "grades.csv"

@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from test_compose import venv_tool  # the same lookup of the venv's console scripts
+
+from support import venv_tool
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"

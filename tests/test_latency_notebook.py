@@ -4,12 +4,9 @@ prompt delays the first token, and a repeated system prompt comes from the prefi
 
 from __future__ import annotations
 
-import json
-
-import nbformat
 import pytest
 
-from notebook_runner import REPO, execute
+from notebook_runner import register_report, reported, run_notebook
 
 pytestmark = pytest.mark.server
 
@@ -32,21 +29,17 @@ print({MARK!r} + json.dumps({{
 """
 
 
+register_report(NAME, REPORT)  # the session runs the notebook once, with this cell
+
+
 @pytest.fixture(scope="module")
-def executed(offline_server, tmp_path_factory):
-    notebook = nbformat.read(REPO / "solutions" / f"{NAME}.ipynb", as_version=4)
-    notebook.cells.append(nbformat.v4.new_code_cell(REPORT, metadata={"tags": ["measurements"]}))
-    copy = tmp_path_factory.mktemp("latency") / f"{NAME}.ipynb"
-    nbformat.write(notebook, copy)
-    return execute(copy, timeout_s=300, env={"KIT_DISPLAY": "plain"}, workdir=REPO / "solutions")
+def executed(offline_server):
+    return run_notebook("solutions", NAME)
 
 
 @pytest.fixture(scope="module")
 def measured(executed):
-    assert executed.error is None, f"{NAME} failed: {executed.error}"
-    text = executed.text_of(executed.notebook.cells[-1])
-    line = next(line for line in text.splitlines() if line.startswith(MARK))
-    return json.loads(line[len(MARK):])
+    return reported(executed, MARK)
 
 
 def tagged(executed, tag):

@@ -5,12 +5,9 @@ work, and the page is served. Its student copy runs to the clean-up past the una
 
 from __future__ import annotations
 
-import json
-
-import nbformat
 import pytest
 
-from notebook_runner import REPO, execute
+from notebook_runner import register_report, reported, run_notebook
 
 pytestmark = pytest.mark.server
 
@@ -40,21 +37,17 @@ print({MARK!r} + json.dumps({{
 """
 
 
+register_report(NAME, REPORT)  # the session runs the notebook once, with this cell
+
+
 @pytest.fixture(scope="module")
-def executed(offline_server, tmp_path_factory):
-    notebook = nbformat.read(REPO / "solutions" / f"{NAME}.ipynb", as_version=4)
-    notebook.cells.append(nbformat.v4.new_code_cell(REPORT, metadata={"tags": ["measurements"]}))
-    copy = tmp_path_factory.mktemp("streams-to-browser") / f"{NAME}.ipynb"
-    nbformat.write(notebook, copy)
-    return execute(copy, timeout_s=300, env={"KIT_DISPLAY": "plain"}, workdir=REPO / "solutions")
+def executed(offline_server):
+    return run_notebook("solutions", NAME)
 
 
 @pytest.fixture(scope="module")
 def measured(executed):
-    assert executed.error is None, f"{NAME} failed: {executed.error}"
-    text = executed.text_of(executed.notebook.cells[-1])
-    line = next(line for line in text.splitlines() if line.startswith(MARK))
-    return json.loads(line[len(MARK):])
+    return reported(executed, MARK)
 
 
 def test_runs_clean_with_the_two_timelines_as_an_image(executed, capsys):
@@ -105,8 +98,7 @@ def test_the_app_serves_the_page_and_the_stream_it_reads(measured):
 
 
 def test_student_copy_runs_to_the_clean_up_past_the_unanswered_bridge(offline_server):
-    executed = execute(REPO / "notebooks" / f"{NAME}.ipynb", allow_errors=True, timeout_s=300,
-                       env={"KIT_DISPLAY": "plain"})
+    executed = run_notebook("notebooks", NAME)
     cells = executed.notebook.cells
     failing = executed.cells_with_errors()
     assert failing, "an unanswered exercise must fail"

@@ -11,7 +11,6 @@ import time
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
-from test_core_notebooks import executed_solution
 
 from helpers import chat_panel
 from helpers.batch_progress import BatchProgress, BatchRun
@@ -19,6 +18,8 @@ from helpers.chat_panel import ChatPanel, Turn, server_after_stop
 from helpers.grading.faq import FAQ_QUESTIONS
 from helpers.server_metrics import ServerMetrics, read_metrics, requests_in_flight
 from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings
+
+from notebook_runner import run_notebook
 
 NOWHERE = ConnectionSettings(base_url="http://127.0.0.1:9/v1", model="m")  # no counters there
 ESSAY = "Write a long essay about the history of bread."
@@ -284,7 +285,7 @@ def tagged(executed, tag: str) -> str:
 
 
 def test_notebook_2_stops_the_panel_and_shows_the_batch_arrive(offline_server):
-    executed = executed_solution("02_streaming_and_batching")
+    executed = run_notebook("solutions", "02_streaming_and_batching")
     assert executed.error is None, executed.error
     chat = tagged(executed, "chat-panel")
     assert "Model (stopped by you, stream closed" in chat, chat
