@@ -69,7 +69,7 @@ release: setup  ## instructor: regenerate the student copies in notebooks/ from 
 autograde: setup  ## instructor: autograde $(SUBMISSIONS) (a folder or an LMS zip), 4 at a time
 	$(KIT) grade autograde --submissions $(SUBMISSIONS)
 
-feedback: setup  ## instructor: HTML feedback in feedback/<student>/
+feedback: setup  ## instructor: HTML feedback in course/feedback/<student>/<assignment>/
 	$(KIT) grade feedback
 
 grades: setup  ## instructor: grades.csv from the gradebook
@@ -78,5 +78,5 @@ grades: setup  ## instructor: grades.csv from the gradebook
 validate: setup  ## student: run your notebook's visible tests (NB=notebooks/02_...ipynb)
 	$(KIT) grade validate $(NB)
 
-clean:  ## remove grading work folders and test artifacts
-	rm -rf submitted autograded feedback gradebook.db artifacts
+clean:  ## remove the grading work folder (course/: gradebook, submissions, feedback) and test artifacts
+	rm -rf course grades.csv artifacts
