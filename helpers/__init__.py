@@ -7,6 +7,7 @@ submodules are the implementation; `helpers.grading` serves the exercises' hidde
 """
 
 from .async_streams import StreamBoard, plot_timelines, run_blocking, timelines_chart
+from .background_server import BackgroundServer
 from .batch_progress import BatchProgress, batch_with_progress
 from .bridge import iterate_in_thread, two_clients, two_clients_chart
 from .charts import bar_chart, line_chart, plot_timeline, show
@@ -27,22 +28,14 @@ from .latency import (
     sweep_concurrency,
     sweep_levels,
 )
+from .micro_batching import MicroBatcher, stream_group
 from .ports import free_port, port_open
+from .ray_processes import ray_processes, resident_gb
 from .readiness import Readiness, check_backend, check_ready, wait_until_ready
 from .server_activity import RequestPeak, ServerWatch, watch_server, watches_chart
 from .server_metrics import ServerMetrics, busy_slots, read_metrics, requests_in_flight, server_slots
-from .serving import (
-    BackgroundServer,
-    MicroBatcher,
-    iter_sse_text,
-    parse_sse,
-    ray_processes,
-    resident_gb,
-    sse_event,
-    sse_lines,
-    stream_group,
-)
 from .settings import OFFLINE_CAVEAT, ConnectionSettings, load_settings
+from .sse import iter_sse_text, parse_sse, sse_event, sse_lines
 from .streaming import StreamResult, stream_print
 from .structured_stream import JsonArrayItems, array_schema, json_schema_format, stream_items
 from .timing import Comparison, Sweep, Timer, compare, concurrency_sweep

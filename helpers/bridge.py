@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .latency import text_arrivals
-from .serving import iter_sse_text
+from .sse import iter_sse_text
 from .streaming import StreamResult
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from helpers.serving import looks_like_ray
+from helpers.ray_processes import looks_like_ray
 
 from notebook_runner import assert_plateau_at_the_slots, number, processes_with_marker, run_notebook
 

@@ -14,8 +14,9 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from helpers.background_server import BackgroundServer
 from helpers.bridge import iterate_in_thread, two_clients, two_clients_chart
-from helpers.serving import BackgroundServer, sse_event, sse_lines
+from helpers.sse import sse_event, sse_lines
 
 DEADLINE_S = 5.0  # how long a thread may take to notice and close (a deadline, not a timing)
 

@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI
 from nbclient import NotebookClient
 
-from helpers.serving import BackgroundServer
+from helpers.background_server import BackgroundServer
 from helpers.web_page import add_stream_page, stream_page_html
 
 from conftest import REPO, require

@@ -1,4 +1,4 @@
-"""helpers.serving: background uvicorn, SSE both ways, merged streams, the micro-batcher."""
+"""Serving pieces: background uvicorn, SSE both ways, merged streams, the micro-batcher, Ray's processes."""
 
 import asyncio
 
@@ -8,22 +8,11 @@ from fastapi.responses import StreamingResponse
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
+from helpers.background_server import BackgroundServer
+from helpers.micro_batching import MicroBatcher, gather_texts, is_finished, stream_group
 from helpers.ports import port_open
-from helpers.serving import (
-    BackgroundServer,
-    MicroBatcher,
-    SSEEvent,
-    gather_texts,
-    is_finished,
-    iter_sse_text,
-    looks_like_ray,
-    parse_sse,
-    ray_processes,
-    resident_gb,
-    sse_event,
-    sse_lines,
-    stream_group,
-)
+from helpers.ray_processes import looks_like_ray, ray_processes, resident_gb
+from helpers.sse import SSEEvent, iter_sse_text, parse_sse, sse_event, sse_lines
 from helpers.streaming import stream_print
 
 
@@ -91,7 +80,7 @@ def test_background_server_context_manager_and_websocket():
 
 
 def test_iter_sse_text_raises_on_an_error_event(monkeypatch):
-    import helpers.serving as serving
+    import helpers.sse as serving
 
     wire = sse_event("boom", event="error").split("\n")
     monkeypatch.setattr(serving, "sse_lines", lambda *a, **k: iter(wire))

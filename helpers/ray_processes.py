@@ -1,0 +1,44 @@
+"""The processes a local Ray instance runs, found so a notebook can show they are gone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+RAY_MARKERS = ("raylet", "gcs_server", "ray::", "/ray/", "ray.dashboard", "ray._private")
+
+
+def looks_like_ray(cmdline: Sequence[str], name: str = "") -> bool:
+    """True for the processes a local Ray instance runs (GCS, raylet, workers, agents)."""
+    text = " ".join(cmdline)
+    return name in ("raylet", "gcs_server") or any(marker in text for marker in RAY_MARKERS)
+
+
+def ray_processes(parent_pid: int | None = None) -> list:
+    """Ray's processes among the descendants of `parent_pid` (default: this process)."""
+    import psutil
+
+    try:
+        children = psutil.Process(parent_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for child in children:
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and looks_like_ray(child.cmdline(), child.name()):
+                found.append(child)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def resident_gb(processes: Iterable) -> float:
+    """Resident memory of the given psutil processes together, in GB."""
+    import psutil
+
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total / 1e9
