@@ -25,7 +25,7 @@ USER kit
 WORKDIR /kit
 
 # Only what the install needs: no .env, no local .venv, no work folders.
-COPY --chown=kit:kit pyproject.toml Makefile README.md ./
+COPY --chown=kit:kit pyproject.toml Makefile README.md nbgrader_config.py ./
 COPY --chown=kit:kit helpers ./helpers
 COPY --chown=kit:kit llm_kit ./llm_kit
 
