@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from .latency import text_arrivals
 from .sse import iter_sse_text
-from .streaming import StreamResult
+from .streaming import StreamResult, close_stream
 
 T = TypeVar("T")
 _END = object()
@@ -22,12 +22,6 @@ _END = object()
 class _Failed:
     def __init__(self, error: BaseException):
         self.error = error
-
-
-def _close(thing: Any) -> None:
-    close = getattr(thing, "close", None)
-    if callable(close):
-        close()
 
 
 async def iterate_in_thread(source: Iterable[T] | Callable[[], Iterable[T]],
@@ -67,10 +61,7 @@ async def iterate_in_thread(source: Iterable[T] | Callable[[], Iterable[T]],
             post(_Failed(exc))
         finally:
             for thing in (iterator, iterable):
-                try:
-                    _close(thing)
-                except Exception:  # noqa: BLE001 - a producer that fails to close is gone anyway
-                    pass
+                close_stream(thing)
 
     threading.Thread(target=produce, name=name, daemon=True).start()
     try:

@@ -72,6 +72,17 @@ class StreamResult:
         return self.text
 
 
+def close_stream(stream: Any) -> None:
+    """Close a stream (anything with `close()`): the connection goes, so the server stops
+    generating and frees its slot. Closing a stream that already broke may fail: ignored."""
+    close = getattr(stream, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - closing a broken stream may fail too
+            pass
+
+
 def stream_print(
     stream: Iterable[Any],
     *,
@@ -107,12 +118,7 @@ def stream_print(
         result.error = exc
         result.error_message = explain(exc)
     finally:
-        close = getattr(stream, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception:  # noqa: BLE001 - closing a broken stream may fail too
-                pass
+        close_stream(stream)
     result.total_s = clock() - start
     result.text = "".join(parts)
     note = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .chunks import chunk_text
+from .streaming import close_stream
 
 _WHITESPACE = " \t\r\n"
 
@@ -197,9 +198,7 @@ def stream_items(chunks: Iterable[Any], model: Any = None, key: str | None = Non
                     continue
                 yield item
     finally:
-        close = getattr(chunks, "close", None)
-        if callable(close):
-            close()
+        close_stream(chunks)
     leftover = extractor.pending()
     if on_skip and leftover:
         on_skip(Skipped(0, leftover, "the stream ended before this item was complete"))
