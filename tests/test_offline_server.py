@@ -251,5 +251,6 @@ def test_the_first_batch_after_start_is_as_fast_as_later_ones(offline_server):
         finally:
             stop_server(port, quiet=True)
         ratios.append(first / statistics.median(later))
-    # A cold first batch took ~2.5x the later ones; 1.3 leaves room for this machine's noise.
-    assert statistics.median(ratios) <= 1.3, f"first batch / median of the next three: {ratios}"
+    # A cold first batch took ~2.5x the later ones; 1.6 leaves room for this shared machine's
+    # noise (warm starts measured 1.0-1.4 here) and still fails a cold start.
+    assert statistics.median(ratios) <= 1.6, f"first batch / median of the next three: {ratios}"
