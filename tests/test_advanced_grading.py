@@ -1,4 +1,4 @@
-"""nbgrader grades the exercises of notebooks 4-6 exactly: right, wrong and broken submissions,
+"""nbgrader grades the exercises of notebooks 4, 6 and 8 exactly: right, wrong and broken submissions,
 built from the student copies, autograded concurrently against the real offline server."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ EXERCISES = {
             raise RuntimeError("I will finish this later")
         """), 0),
     }),
-    "05_serving_streams": ("measure_sse", {
+    "06_serving_streams": ("measure_sse", {
         "right": (SSE_RIGHT, 4),
         # right numbers, but never stops at the done event: hangs on an open connection
         "wrong": (SSE_RIGHT.replace("".join(SSE_STOP), ""), 2),
@@ -70,7 +70,7 @@ EXERCISES = {
             return {"text": lines.decode()}
         """), 0),
     }),
-    "06_async_and_concurrency": ("answer_all", {
+    "08_async_and_concurrency": ("answer_all", {
         "right": (body("""
             limit_gate = asyncio.Semaphore(limit)
 
@@ -115,7 +115,7 @@ def submission(student_copy, grade_id: str, code: str) -> nbformat.NotebookNode:
 
 @pytest.fixture(scope="module")
 def grades(offline_server, tmp_path_factory):
-    """Release notebooks 4-6 into a fresh course, autograde all submissions concurrently (as
+    """Release notebooks 4, 6 and 8 into a fresh course, autograde all submissions concurrently (as
     `llm-kit grade autograde` does), export the CSV."""
     tmp = tmp_path_factory.mktemp("advanced-grading")
     solutions, root, released = tmp / "solutions", tmp / "course", tmp / "released"
@@ -163,6 +163,6 @@ def test_wrong_answers_fail_the_behaviour_they_miss(grades, aid):
               if c.metadata.get("nbgrader", {}).get("grade")
               and any(o.output_type == "error" for o in c.get("outputs", []))]
     expected = {"04_generators_and_structured_streaming": ["test_lines_with_is_lazy"],
-                "05_serving_streams": ["test_measure_sse_stops_at_done"],
-                "06_async_and_concurrency": ["test_answer_all_concurrency_limit"]}
+                "06_serving_streams": ["test_measure_sse_stops_at_done"],
+                "08_async_and_concurrency": ["test_answer_all_concurrency_limit"]}
     assert failed == expected[aid]

@@ -1,4 +1,4 @@
-"""What notebooks 4-6 measure, asserted from their run against the real offline server
+"""What notebooks 4, 6 and 8 measure, asserted from their run against the real offline server
 (tests/test_notebooks.py checks that every notebook runs clean and leaves nothing behind)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from notebook_runner import assert_plateau_at_the_slots, number, processes_with_
 
 pytestmark = pytest.mark.server
 
-ADVANCED = ["04_generators_and_structured_streaming", "05_serving_streams", "06_async_and_concurrency"]
+ADVANCED = ["04_generators_and_structured_streaming", "06_serving_streams", "08_async_and_concurrency"]
 
 
 def _source(cell) -> str:

@@ -1,4 +1,4 @@
-"""Notebook 8's web page, for real: the notebook's own cells build and serve the app in a live
+"""Notebook 10's web page, for real: the notebook's own cells build and serve the app in a live
 kernel, and Debian's chromium (driven by Playwright) opens the page, presses Ask and watches the
 answer grow; the time to first token the page shows is checked against the server's own figure
 and against what the page reported back to the notebook. Stop, pressed mid-answer, stops the
@@ -24,7 +24,7 @@ from helpers.web_page import add_stream_page, stream_page_html
 from conftest import REPO, require
 
 CHROMIUM = Path("/usr/bin/chromium")
-NOTEBOOK = REPO / "solutions" / "08_streams_to_the_browser.ipynb"
+NOTEBOOK = REPO / "solutions" / "10_streams_to_the_browser.ipynb"
 LESSON_TAGS = ("setup", "app", "bridged-endpoint", "page")  # what the page needs, in order
 ANSWER_TOKENS = 60
 POLL_S = 0.05

@@ -1,4 +1,4 @@
-"""nbgrader grades notebook 7's exercise exactly: a right, a wrong and a broken `latency_stats`,
+"""nbgrader grades notebook 9's exercise exactly: a right, a wrong and a broken `latency_stats`,
 put into the released student copy and autograded against the real offline server."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from support import autograde_answers, failing_cells
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(1200)]
 
-AID = "07_latency_and_throughput"
+AID = "09_latency_and_throughput"
 FULL_MARKS = 4
 
 RIGHT = """
@@ -37,7 +37,7 @@ ANSWERS = {
 
 @pytest.fixture(scope="module")
 def graded(offline_server, tmp_path_factory):
-    """Release notebook 7 into a fresh course, autograde three submissions, export the grades."""
+    """Release notebook 9 into a fresh course, autograde three submissions, export the grades."""
     answers = {student: code for student, (code, _, _) in ANSWERS.items()}
     return autograde_answers(AID, "latency_stats", answers, offline_server.base_url,
                              tmp_path_factory.mktemp("latency-grading"))

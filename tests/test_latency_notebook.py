@@ -1,4 +1,4 @@
-"""Notebook 7 runs top to bottom against the real offline server, and what it teaches holds in
+"""Notebook 9 runs top to bottom against the real offline server, and what it teaches holds in
 its own measurements: throughput flattens at the slot count while TTFT and ITL grow, a longer
 prompt delays the first token, and a repeated system prompt comes from the prefix cache."""
 
@@ -10,7 +10,7 @@ from notebook_runner import register_report, reported, run_notebook
 
 pytestmark = pytest.mark.server
 
-NAME = "07_latency_and_throughput"
+NAME = "09_latency_and_throughput"
 OFFLINE_SLOTS = 6  # llm-kit server start's default --parallel
 MARK = "MEASURED "
 # Appended to a copy of the notebook: reads the kernel's variables after the lesson ran.

@@ -1,4 +1,4 @@
-"""nbgrader grades notebook 8's exercise exactly: a right `in_thread`, two wrong ones and a broken one,
+"""nbgrader grades notebook 10's exercise exactly: a right `in_thread`, two wrong ones and a broken one,
 put into the released student copy and autograded against the real offline server."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from support import autograde_answers, failing_cells
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(1200)]
 
-AID = "08_streams_to_the_browser"
+AID = "10_streams_to_the_browser"
 FULL_MARKS = 6
 
 RIGHT = """
@@ -65,7 +65,7 @@ ANSWERS = {
 
 @pytest.fixture(scope="module")
 def graded(offline_server, tmp_path_factory):
-    """Release notebook 8 into a fresh course, autograde the submissions, export the grades."""
+    """Release notebook 10 into a fresh course, autograde the submissions, export the grades."""
     answers = {student: code for student, (code, _, _) in ANSWERS.items()}
     return autograde_answers(AID, "in_thread", answers, offline_server.base_url,
                              tmp_path_factory.mktemp("streams-to-browser-grading"))

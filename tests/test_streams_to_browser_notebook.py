@@ -1,4 +1,4 @@
-"""Notebook 8 runs top to bottom against the real offline server, and what it teaches holds in
+"""Notebook 10 runs top to bottom against the real offline server, and what it teaches holds in
 its own measurements: a blocking stream in the event loop makes the other client wait through
 the rest of it, the bridge lets both stream at once, a client that hangs up stops the model's
 work, and the page is served. Its student copy runs to the clean-up past the unanswered bridge."""
@@ -11,7 +11,7 @@ from notebook_runner import register_report, reported, run_notebook
 
 pytestmark = pytest.mark.server
 
-NAME = "08_streams_to_the_browser"
+NAME = "10_streams_to_the_browser"
 MARK = "MEASURED "
 # Appended to a copy of the notebook: reads the kernel's variables after the lesson ran.
 REPORT = f"""
