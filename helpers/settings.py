@@ -19,7 +19,7 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 EXPORTED_FROM_DOTENV = ("NVIDIA_API_KEY", "NVIDIA_USAGE_TELEMETRY_ENABLED")
 # tokens per answer on the offline model; autograding sets a lower KIT_ANSWER_CAP (no test
 # depends on an answer's length)
-OFFLINE_ANSWER_CAP = int(os.environ.get("KIT_ANSWER_CAP") or 300)
+OFFLINE_ANSWER_CAP = int(os.environ.get("KIT_ANSWER_CAP") or 200)
 
 OFFLINE_CAVEAT = (
     "You are on the offline model: SmolLM2-135M-Instruct, a tiny model running on your CPU. "
