@@ -66,7 +66,9 @@ class MicroBatcher:
 
     `batch_stream` yields rows aligned with its requests (see `stream_group`): new output per
     request, "" or None for nothing new, `StopIteration` when that request is complete.
-    `groups` records the size of every group sent.
+    `groups` records the size of every group sent, `arrivals` the event-loop time
+    (`loop.time()`) at which every request arrived; a group's window opens at the arrival of
+    its first request.
     """
 
     def __init__(self, batch_stream: Callable[[list[Any]], AsyncIterator[list[Any]]],
@@ -75,6 +77,7 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.wait_s = wait_s
         self.groups: list[int] = []
+        self.arrivals: list[float] = []
         self._incoming: asyncio.Queue | None = None
         self._collector: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
@@ -83,7 +86,9 @@ class MicroBatcher:
         """Submit one request; yield its answer's pieces as the group produces them."""
         self._ensure_collector()
         answer: asyncio.Queue = asyncio.Queue()
-        await self._incoming.put((request, answer))
+        arrived = asyncio.get_running_loop().time()
+        self.arrivals.append(arrived)
+        await self._incoming.put((request, answer, arrived))
         while True:
             item = await answer.get()
             if item is _END:
@@ -98,28 +103,43 @@ class MicroBatcher:
             self._collector = asyncio.ensure_future(self._collect())
 
     async def _collect(self) -> None:
-        loop = asyncio.get_running_loop()
+        held = None  # a request that arrived after the last group's window: it opens the next
         while True:
-            group = [await self._incoming.get()]
-            deadline = loop.time() + self.wait_s
+            group = [held or await self._incoming.get()]
+            held = None
+            deadline = group[0][2] + self.wait_s
             while len(group) < self.max_batch_size:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                item = await self._next_before(deadline)
+                if item is None:
                     break
-                try:
-                    group.append(await asyncio.wait_for(self._incoming.get(), remaining))
-                except asyncio.TimeoutError:
+                if item[2] >= deadline:
+                    held = item
                     break
+                group.append(item)
             self.groups.append(len(group))
             task = asyncio.ensure_future(self._run(group))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _run(self, group: list[tuple[Any, asyncio.Queue]]) -> None:
-        queues = [answer for _, answer in group]
+    async def _next_before(self, deadline: float):
+        """The next queued request, waiting for one until `deadline` (None if none came).
+        Judged by arrival time, so a busy event loop does not change the groups."""
+        loop = asyncio.get_running_loop()
+        while self._incoming.empty():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            try:
+                return await asyncio.wait_for(self._incoming.get(), remaining)
+            except asyncio.TimeoutError:
+                continue  # one may have arrived as the wait ended: look again
+        return self._incoming.get_nowait()
+
+    async def _run(self, group: list[tuple[Any, asyncio.Queue, float]]) -> None:
+        queues = [answer for _, answer, _ in group]
         open_ = [True] * len(group)
         try:
-            async for row in self.batch_stream([request for request, _ in group]):
+            async for row in self.batch_stream([request for request, _, _ in group]):
                 for i, item in enumerate(row):
                     if not open_[i]:
                         continue

@@ -1,6 +1,7 @@
 """Serving pieces: background uvicorn, SSE both ways, merged streams, the micro-batcher, Ray's processes."""
 
 import asyncio
+import time
 
 import pytest
 from fastapi import FastAPI, WebSocket
@@ -154,6 +155,43 @@ def test_micro_batcher_groups_requests_and_streams_each_back():
     assert [t.split() for t in texts] == [p.split() for p in prompts]
     assert late == ["late one "]
     assert batcher.groups == [3, 2, 1] == sizes
+
+
+def test_micro_batcher_window_opens_at_the_first_arrival_and_records_arrivals():
+    sizes = []
+
+    async def main():
+        batcher = MicroBatcher(lambda reqs: echo_batches(sizes, reqs), max_batch_size=8, wait_s=1.0)
+        asked = []
+        for request, pause_s in (("a", 0), ("b", 0.1), ("c", 0.95)):  # c: >= 1.05 s after a
+            await asyncio.sleep(pause_s)
+            asked.append(asyncio.ensure_future(gather_texts([batcher.stream(request)])))
+        texts = await asyncio.gather(*asked)
+        await batcher.aclose()
+        return batcher, texts
+
+    batcher, texts = asyncio.run(main())
+    assert texts == [["a "], ["b "], ["c "]]
+    # b joined a's window; c came after it closed (a sliding window would have taken it too)
+    assert batcher.groups == [2, 1] == sizes
+    arrivals = batcher.arrivals
+    assert len(arrivals) == 3 and arrivals[2] - arrivals[0] >= 1.05 > arrivals[1] - arrivals[0]
+
+
+def test_micro_batcher_judges_by_arrival_when_the_loop_was_busy():
+    async def main():
+        batcher = MicroBatcher(lambda reqs: echo_batches([], reqs), max_batch_size=8, wait_s=0.1)
+        first = asyncio.ensure_future(gather_texts([batcher.stream("a")]))
+        await asyncio.sleep(0.02)  # a arrived; its window closes 0.1 s after that
+        time.sleep(0.3)  # the event loop is blocked past the window
+        second = asyncio.ensure_future(gather_texts([batcher.stream("b")]))
+        await asyncio.gather(first, second)
+        await batcher.aclose()
+        return batcher
+
+    batcher = asyncio.run(main())
+    assert batcher.arrivals[1] - batcher.arrivals[0] >= 0.3
+    assert batcher.groups == [1, 1], "b arrived after a's window, however late the batcher looked"
 
 
 def test_micro_batcher_passes_errors_to_every_caller_of_the_group():
