@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -134,3 +135,23 @@ def open_notebook(page, base: str, token: str, name: str, workspace: str = "defa
     page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell", timeout=120_000)
     page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) "
                            ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+
+
+def run_all(page, screenshot: Path, tries: int = 3) -> None:
+    """Run > Run All Cells on the notebook in front, and again if a slow page lost the click;
+    fails (with a screenshot) when the first cell never starts."""
+    import pytest
+
+    prompt = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-InputPrompt").first
+    for _ in range(tries):
+        prompt.click()  # the notebook in focus: Run All runs the notebook in front
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if re.match(r"^\[(\*|\d+)\]:$", prompt.inner_text().strip()):
+                return
+            time.sleep(0.2)
+        page.keyboard.press("Escape")  # close a menu left open
+    page.screenshot(path=str(screenshot))
+    pytest.fail(f"the notebook did not start running after {tries} tries of Run > Run All Cells")

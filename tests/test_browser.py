@@ -31,6 +31,7 @@ from browser_support import (
     jupyterlab,
     open_notebook,
     processes_mentioning,
+    run_all,
 )
 from conftest import REPO, require
 
@@ -209,8 +210,7 @@ def test_a_learner_runs_the_streaming_notebook_in_jupyterlab(offline_server, tmp
             page.wait_for_function(f"({CELL_COUNT_JS})() === {len(student.cells)}", timeout=60_000)
             page.screenshot(path=str(shots / "01-opened.png"))
 
-            page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-            page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+            run_all(page, shots / "02-run-all-not-started.png")
 
             partials, final = watch_stream(page, streamed, title_text, shots)
             page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").nth(

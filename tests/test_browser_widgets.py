@@ -21,7 +21,15 @@ from helpers.server_activity import read_activity
 from helpers.server_metrics import busy_slots
 from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings
 
-from browser_support import CHROMIUM, chromium, descendants, jupyterlab, open_notebook, processes_mentioning
+from browser_support import (
+    CHROMIUM,
+    chromium,
+    descendants,
+    jupyterlab,
+    open_notebook,
+    processes_mentioning,
+    run_all,
+)
 from conftest import REPO, require
 
 pytestmark = pytest.mark.browser
@@ -65,23 +73,6 @@ def poll(page, condition, what: str, timeout_s: float = SLOW_S, interval_s: floa
         time.sleep(interval_s)
 
 
-def run_the_cell(page, tries: int = 3) -> None:
-    """Run the notebook's cell from the Run menu; again if the click was lost on a slow page."""
-    prompt = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-InputPrompt").first
-    for _ in range(tries):
-        prompt.click()  # the notebook in focus: Run All runs the notebook in front
-        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-        page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if re.match(r"^\[(\*|\d+)\]:$", prompt.inner_text().strip()):
-                return
-            time.sleep(0.2)
-        page.keyboard.press("Escape")  # close a menu left open
-    page.screenshot(path=str(ARTIFACTS / "not-run.png"))
-    pytest.fail(f"the cell did not start running after {tries} tries of Run > Run All Cells")
-
-
 @pytest.mark.timeout(1200)
 def test_stop_in_the_chat_panel_stops_the_server(offline_server, tmp_path):
     started = time.monotonic()
@@ -101,7 +92,7 @@ def test_stop_in_the_chat_panel_stops_the_server(offline_server, tmp_path):
     with jupyterlab(root, tmp_path / "jupyter", offline_server.base_url) as (base, token), \
             chromium(tmp_path / "chromium-profile") as page:
         open_notebook(page, base, token, "chat.ipynb", workspace="chat")
-        run_the_cell(page)
+        run_all(page, ARTIFACTS / "not-run.png")
         poll(page, lambda: page.locator(".kit-chat-send").count(), "the chat panel")
         assert page.locator(".kit-chat-stop").is_disabled(), "Stop is off until something streams"
 
