@@ -24,60 +24,10 @@ import ipywidgets as widgets
 
 from .friendly_errors import explain
 from .live_display import choose_mode
-from .server_metrics import read_metrics, requests_in_flight
+from .server_activity import AfterStop, server_after_stop
+from .server_metrics import read_metrics
 from .settings import ConnectionSettings
 from .streaming import StreamResult
-
-
-@dataclass(frozen=True)
-class AfterStop:
-    """The server after Stop, as it reports itself (None: it does not report that)."""
-
-    settled_s: float | None  # seconds until no request was running (None: never, in the watch)
-    tokens_then: float | None  # its tokens-generated counter at that moment ...
-    tokens_later: float | None  # ... and at the end of the watch
-    in_flight: int | None  # requests running at the end of the watch
-    seconds: float  # how long it was watched
-
-    @property
-    def reported(self) -> bool:
-        return self.tokens_later is not None or self.in_flight is not None
-
-    @property
-    def tokens_generated(self) -> float | None:
-        """Tokens the server generated after its requests had ended (0: it stopped)."""
-        if self.tokens_then is None or self.tokens_later is None:
-            return None
-        return self.tokens_later - self.tokens_then
-
-    @property
-    def stopped(self) -> bool | None:
-        if not self.reported:
-            return None
-        if self.in_flight is None:  # it counts tokens but does not say what it runs
-            return self.tokens_generated == 0
-        return self.settled_s is not None and self.in_flight == 0 and not self.tokens_generated
-
-
-def server_after_stop(settings: ConnectionSettings, seconds: float = 1.5,
-                      clock: Callable[[], float] = time.perf_counter,
-                      sleep: Callable[[float], None] = time.sleep) -> AfterStop:
-    """Wait (up to `seconds`) until the server runs no request, then check for the rest of
-    the time that its tokens-generated counter stands still."""
-    start = clock()
-    in_flight = requests_in_flight(settings)
-    while in_flight and clock() - start < seconds:
-        sleep(0.05)
-        in_flight = requests_in_flight(settings)
-    settled_s = clock() - start if in_flight == 0 else None
-    then = read_metrics(settings)
-    if then is None and in_flight is None:  # the hosted catalog: nothing to watch
-        return AfterStop(None, None, None, None, clock() - start)
-    sleep(max(0.5, seconds - (clock() - start)))  # a moment to go on, had it not stopped
-    later = read_metrics(settings)
-    return AfterStop(settled_s, then.tokens_generated_total if then else None,
-                     later.tokens_generated_total if later else None,
-                     requests_in_flight(settings), clock() - start)
 
 
 @dataclass

@@ -133,6 +133,56 @@ def watch_server(settings: ConnectionSettings, seconds: float = 2.0, interval_s:
     return watch
 
 
+@dataclass(frozen=True)
+class AfterStop:
+    """The server after a client stopped its stream, as it reports itself (None: it does not
+    report that)."""
+
+    settled_s: float | None  # seconds until no request was running (None: never, in the watch)
+    tokens_then: float | None  # tokens generated so far at that moment ...
+    tokens_later: float | None  # ... and at the end of the watch
+    in_flight: int | None  # requests running at the end of the watch
+    seconds: float  # how long it was watched
+
+    @property
+    def reported(self) -> bool:
+        return self.tokens_later is not None or self.in_flight is not None
+
+    @property
+    def tokens_generated(self) -> float | None:
+        """Tokens the server generated after its requests had ended (0: it stopped)."""
+        if self.tokens_then is None or self.tokens_later is None:
+            return None
+        return self.tokens_later - self.tokens_then
+
+    @property
+    def stopped(self) -> bool | None:
+        if not self.reported:
+            return None
+        if self.in_flight is None:  # it counts tokens but does not say what it runs
+            return self.tokens_generated == 0
+        return self.settled_s is not None and self.in_flight == 0 and not self.tokens_generated
+
+
+def server_after_stop(settings: ConnectionSettings, seconds: float = 1.5,
+                      clock: Callable[[], float] = time.perf_counter,
+                      sleep: Callable[[float], None] = time.sleep) -> AfterStop:
+    """Wait (up to `seconds`) until the server runs no request, then check for the rest of
+    the time that it generates no more tokens."""
+    start = clock()
+    reading = read_activity(settings)
+    while reading.requests_running and clock() - start < seconds:
+        sleep(0.05)
+        reading = read_activity(settings)
+    settled_s = clock() - start if reading.requests_running == 0 else None
+    if reading.tokens_generated is None and reading.requests_running is None:
+        return AfterStop(None, None, None, None, clock() - start)  # the hosted catalog
+    sleep(max(0.5, seconds - (clock() - start)))  # a moment to go on, had it not stopped
+    later = read_activity(settings)
+    return AfterStop(settled_s, reading.tokens_generated, later.tokens_generated,
+                     later.requests_running, clock() - start)
+
+
 def watches_chart(watches: Sequence[ServerWatch], title: str | None = None, ax=None):
     """Tokens the server generated during each watch, one line per watch, on one time axis."""
     from .charts import _figure

@@ -12,11 +12,12 @@ import time
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 
-from helpers import chat_panel
+from helpers import server_activity
 from helpers.batch_progress import BatchProgress, BatchRun
-from helpers.chat_panel import ChatPanel, Turn, server_after_stop
+from helpers.chat_panel import ChatPanel, Turn
 from helpers.grading.faq import FAQ_QUESTIONS
-from helpers.server_metrics import ServerMetrics, read_metrics, requests_in_flight
+from helpers.server_activity import Reading, server_after_stop
+from helpers.server_metrics import read_metrics, requests_in_flight
 from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings
 
 from notebook_runner import run_notebook
@@ -119,43 +120,39 @@ def test_a_failing_stream_is_reported_in_one_line_and_the_panel_recovers():
     assert "failed:" in turn.summary()
 
 
-def scripted_server(monkeypatch, in_flight, counters):
-    """The server's readings in order (the last one repeats); a clock no real time passes on."""
-    readings = {"in_flight": list(in_flight), "counters": list(counters)}
+def scripted_server(monkeypatch, readings):
+    """The server's (requests running, tokens generated) readings in order, the last one
+    repeating; a clock no real time passes on."""
+    readings = list(readings)
 
-    def next_of(name):
-        values = readings[name]
-        return values.pop(0) if len(values) > 1 else values[0]
+    def read_activity(settings, at_s=0.0):
+        running, tokens = readings.pop(0) if len(readings) > 1 else readings[0]
+        return Reading(at_s, running, tokens)
 
-    def metrics(settings):
-        tokens = next_of("counters")
-        return None if tokens is None else ServerMetrics(tokens, None, None, "test")
-
-    monkeypatch.setattr(chat_panel, "requests_in_flight", lambda settings: next_of("in_flight"))
-    monkeypatch.setattr(chat_panel, "read_metrics", metrics)
+    monkeypatch.setattr(server_activity, "read_activity", read_activity)
     now = [0.0]
     return {"clock": lambda: now[0], "sleep": lambda s: now.__setitem__(0, now[0] + s)}
 
 
 def test_after_stop_the_server_must_go_idle_and_its_counter_stand_still(monkeypatch):
-    time_ = scripted_server(monkeypatch, in_flight=[1, 1, 0], counters=[500, 500])
+    time_ = scripted_server(monkeypatch, [(1, 480), (1, 500), (0, 500)])
     after = server_after_stop(NOWHERE, seconds=1.5, **time_)
     assert after.stopped and after.tokens_generated == 0 and after.settled_s == pytest.approx(0.1)
     assert after.seconds == pytest.approx(1.5)
     # still running when the watch ends: still generating
-    time_ = scripted_server(monkeypatch, in_flight=[1], counters=[500, 530])
+    time_ = scripted_server(monkeypatch, [(1, 500), (1, 530)])
     after = server_after_stop(NOWHERE, seconds=1.5, **time_)
     assert after.stopped is False and after.settled_s is None and after.in_flight == 1
     line = Turn("p", outcome="stopped", after_stop=after).server_line()
     assert line == "server STILL GENERATING: 1 request(s) still running 2.0 s after Stop", line
     # a server that reports no running requests (None) but whose counter grows: not stopped
-    time_ = scripted_server(monkeypatch, in_flight=[None], counters=[500, 540])
+    time_ = scripted_server(monkeypatch, [(None, 500), (None, 540)])
     after = server_after_stop(NOWHERE, seconds=1.5, **time_)
     assert after.stopped is False and after.tokens_generated == 40
-    time_ = scripted_server(monkeypatch, in_flight=[None], counters=[540, 540])
+    time_ = scripted_server(monkeypatch, [(None, 540)])
     assert server_after_stop(NOWHERE, seconds=1.5, **time_).stopped is True
     # one that reports nothing: nothing to say, and no waiting
-    time_ = scripted_server(monkeypatch, in_flight=[None], counters=[None])
+    time_ = scripted_server(monkeypatch, [(None, None)])
     after = server_after_stop(NOWHERE, seconds=1.5, **time_)
     assert after.stopped is None and after.seconds == 0
 
