@@ -42,7 +42,7 @@ assert "done" in SSE_STOP[0] and "break" in SSE_STOP[1]
 
 # assignment: (answer cell's grade_id, {student: (function body, expected score)})
 EXERCISES = {
-    "04_generators_and_structured_streaming": ("lines_with", {
+    "04_streams_as_generators": ("lines_with", {
         "right": (body("""
             wanted = keyword.lower()
             pending = ""
@@ -60,6 +60,30 @@ EXERCISES = {
         """), 2),
         "broken": (body("""
             raise RuntimeError("I will finish this later")
+        """), 0),
+    }),
+    "05_structured_streaming": ("top_picks", {
+        "right": (body("""
+            shown = set()
+            with closing(stream_items(chunks, model, key=key, on_skip=None)) as items:
+                for item in items:
+                    if item.product_id not in shown:
+                        shown.add(item.product_id)
+                        yield item
+                        if len(shown) == n:
+                            return
+        """), 4),
+        # right cards, but waits for the whole answer before the first one, and never closes it
+        "wrong": (body("""
+            shown, cards = set(), []
+            for item in stream_items(chunks, model, key=key, on_skip=None):
+                if item.product_id not in shown and len(cards) < n:
+                    shown.add(item.product_id)
+                    cards.append(item)
+            return cards
+        """), 2),
+        "broken": (body("""
+            return json.loads("".join(chunks))[key][:n]
         """), 0),
     }),
     "06_serving_streams": ("measure_sse", {
@@ -162,7 +186,8 @@ def test_wrong_answers_fail_the_behaviour_they_miss(grades, aid):
     failed = [c.metadata["nbgrader"]["grade_id"] for c in notebook.cells
               if c.metadata.get("nbgrader", {}).get("grade")
               and any(o.output_type == "error" for o in c.get("outputs", []))]
-    expected = {"04_generators_and_structured_streaming": ["test_lines_with_is_lazy"],
+    expected = {"04_streams_as_generators": ["test_lines_with_is_lazy"],
+                "05_structured_streaming": ["test_top_picks_stops"],
                 "06_serving_streams": ["test_measure_sse_stops_at_done"],
                 "08_async_and_concurrency": ["test_answer_all_concurrency_limit"]}
     assert failed == expected[aid]

@@ -14,7 +14,8 @@ from notebook_runner import assert_plateau_at_the_slots, number, processes_with_
 
 pytestmark = pytest.mark.server
 
-ADVANCED = ["04_generators_and_structured_streaming", "06_serving_streams", "08_async_and_concurrency"]
+ADVANCED = ["04_streams_as_generators", "06_serving_streams", "08_async_and_concurrency",
+            "05_structured_streaming"]
 
 
 def _source(cell) -> str:
@@ -57,15 +58,36 @@ def test_marker_scan_finds_a_child_process_and_looks_like_ray_knows_ray():
     assert looks_like_ray(["/x/ray/core/src/ray/gcs/gcs_server", "--node-ip-address=127.0.0.1"])
 
 
-def test_generators_notebook_streams_and_renders_recommendations(offline_server, capsys):
+def test_generators_notebook_pipes_the_stream_and_stops_early(offline_server, capsys):
     executed, _ = run("solutions", ADVANCED[0], capsys)
     piped = tagged_text(executed, "stream-pipeline")
     body = piped.split("──", 2)[-1].split("[first token")[0].strip()
     assert len(body) > 20 and "[first token" in piped, "the piped stream's text is saved"
+    stopped = tagged_text(executed, "stream-pipeline-stop")
+    read = number(r"chunks read from the server: (\d+)", stopped)
+    assert 1 <= read <= 40, f"islice took 12 words and read {read} chunks: the stages pulled on"
+    assert watches(stopped)["after islice, pipeline dropped"][2] == "idle"
+
+
+def test_structured_streaming_notebook_shows_each_card_before_the_answer_ends(offline_server, capsys):
+    executed, _ = run("solutions", ADVANCED[3], capsys)
     cards = tagged_text(executed, "structured-live")
     rendered = int(re.search(r"recommendations rendered: (\d+)", cards).group(1))
-    assert rendered >= 1
+    assert rendered >= 2, cards
     assert cards.count("shown after") == rendered and "**#1 · " in cards
+    side = tagged_text(executed, "structured-side-by-side")
+    first = number(r"first card on screen after (\d+\.\d+) s streamed", side)
+    streamed_all = number(r"all cards after (\d+\.\d+) s", side)
+    whole = number(r"(\d+\.\d+) s without", side)
+    # the same request: its first card came long before its last (side by side, one run)
+    assert first < 0.8 * streamed_all, side
+    assert first < whole, f"the first card should come before the whole non-streamed answer:\n{side}"
+    print(f"\nfirst card {first:.2f} s, all cards {streamed_all:.2f} s, not streamed {whole:.2f} s")
+    picks = tagged_text(executed, "structured-top-picks")
+    assert picks.count("shown after") == 2 and "cards on the page: 2;" in picks, picks
+    tokens, running, verdict = watches(picks)["after the second card"]
+    assert verdict == "idle" and running == 0 and tokens <= 5, (
+        f"top_picks closed the stream, yet the server made {tokens} tokens more")
 
 
 def test_generators_notebook_shows_break_keeps_the_server_busy_and_close_stops_it(offline_server, capsys):
@@ -79,8 +101,6 @@ def test_generators_notebook_shows_break_keeps_the_server_busy_and_close_stops_i
     for label, (after, running_after, verdict_after) in stopped.items():
         assert verdict_after == "idle" and running_after == 0, label
         assert after <= max(3, tokens / 4), f"{label}: {after} tokens, the open stream made {tokens}"
-    dropped = watches(tagged_text(executed, "stream-pipeline-stop"))
-    assert dropped["after islice, pipeline dropped"][2] == "idle"
 
 
 def test_serving_notebook_streams_chats_and_shuts_down(offline_server, capsys):
