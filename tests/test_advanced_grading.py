@@ -39,6 +39,18 @@ SSE_RIGHT = body("""
 SSE_STOP = SSE_RIGHT.splitlines(keepends=True)[2:4]  # the two lines that stop at `event: done`
 assert "done" in SSE_STOP[0] and "break" in SSE_STOP[1]
 
+PLAN_RIGHT = body("""
+    groups, opened_at = [], None
+    for i, arrived in enumerate(arrivals_s):
+        if groups and len(groups[-1]) < max_batch_size and arrived - opened_at < wait_s:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+            opened_at = arrived
+    return groups
+""")
+PLAN_OPENS = "            opened_at = arrived"  # in the else: a new group opens the window
+assert PLAN_RIGHT.count(PLAN_OPENS + "\n") == 1
 
 # assignment: (answer cell's grade_id, {student: (function body, expected score)})
 EXERCISES = {
@@ -92,6 +104,15 @@ EXERCISES = {
         "wrong": (SSE_RIGHT.replace("".join(SSE_STOP), ""), 2),
         "broken": (body("""
             return {"text": lines.decode()}
+        """), 0),
+    }),
+    "07_batching_in_a_service": ("plan_batches", {
+        "right": (PLAN_RIGHT, 4),
+        # right sizes, but the window slides: it restarts at every arrival, not at the group's first
+        "wrong": (PLAN_RIGHT.replace(PLAN_OPENS, PLAN_OPENS[4:]), 2),
+        # groups of arrival times, not of request indices, and no window at all
+        "broken": (body("""
+            return [arrivals_s[i:i + max_batch_size] for i in range(0, len(arrivals_s), max_batch_size)]
         """), 0),
     }),
     "08_async_and_concurrency": ("answer_all", {
@@ -189,5 +210,6 @@ def test_wrong_answers_fail_the_behaviour_they_miss(grades, aid):
     expected = {"04_streams_as_generators": ["test_lines_with_is_lazy"],
                 "05_structured_streaming": ["test_top_picks_stops"],
                 "06_serving_streams": ["test_measure_sse_stops_at_done"],
+                "07_batching_in_a_service": ["test_plan_batches_window"],
                 "08_async_and_concurrency": ["test_answer_all_concurrency_limit"]}
     assert failed == expected[aid]

@@ -15,7 +15,7 @@ from notebook_runner import assert_plateau_at_the_slots, number, processes_with_
 pytestmark = pytest.mark.server
 
 ADVANCED = ["04_streams_as_generators", "06_serving_streams", "08_async_and_concurrency",
-            "05_structured_streaming"]
+            "05_structured_streaming", "07_batching_in_a_service"]
 
 
 def _source(cell) -> str:
@@ -120,9 +120,42 @@ def test_serving_notebook_streams_chats_and_shuts_down(offline_server, capsys):
     chat = tagged_text(executed, "ws-chat")
     assert chat.count("[end of answer") == 3
     assert "5 messages in this connection's history" in chat  # the second turn saw the first
-    assert re.search(r"first answer from Ray Serve ──\n\s*\S", tagged_text(executed, "ray-start"))
-    assert re.search(r"Ray processes left: 0; port \d+ open: False", tagged_text(executed, "ray-stop"))
     assert re.search(r"server thread alive: False; port \d+ open: False",
+                     tagged_text(executed, "server-stop"))
+
+
+def first_tokens(text: str, label: str) -> list[float]:
+    """The seconds after which each client's first token came, as the batching notebook prints them."""
+    found = re.search(rf"{label}\s+first tokens after ([\d., ]+) s", text)
+    assert found, f"{label!r} not in:\n{text}"
+    return [float(s) for s in found.group(1).split(", ")]
+
+
+def test_batching_notebook_groups_requests_and_serves_them_on_ray(offline_server, capsys):
+    executed, _ = run("solutions", "07_batching_in_a_service", capsys)
+    clients = tagged_text(executed, "many-clients")
+    in_turn, together = (first_tokens(clients, label) for label in
+                         ("3 clients, one after another", "3 clients at once"))
+    assert in_turn == sorted(in_turn) and len(together) == 3
+    assert max(together) < in_turn[2] - in_turn[0], (
+        "at once, the last first token came before the third client's turn would even start:\n" + clients)
+    batched = tagged_text(executed, "micro-batcher")
+    groups = [int(n) for n in re.search(r"groups sent to the model: \[([\d, ]+)\]", batched)
+              .group(1).split(", ")]
+    assert sum(groups) == 5 and max(groups) <= 3 and len(groups) >= 2, batched
+    assert len(re.findall(r"^What is the capital of \w+\? +[1-9]\d* chunks", batched, re.M)) == 5
+    assert re.search(r"first answer from Ray Serve ──\n\s*\S", tagged_text(executed, "ray-start"))
+    ray_answers = tagged_text(executed, "ray-clients")
+    assert len(re.findall(r"^What is the capital of \w+\? +[1-9]\d* chunks", ray_answers, re.M)) == 4
+    seen = re.search(r"batch sizes the replica saw: \[([\d, ]+)\]", tagged_text(executed, "ray-handle"))
+    sizes = [int(n) for n in seen.group(1).split(", ")]
+    assert sum(sizes) == 5 and max(sizes) <= 4, "Ray batched the first answer and the four clients"
+    assert re.search(r"Ray processes left: 0; port \d+ open: False", tagged_text(executed, "ray-stop"))
+    planned = tagged_text(executed, "plan-vs-batcher")
+    assert f"group sizes by your rule: {groups}; sent by the batcher: {groups}" in planned
+    calls = [int(n) for n in re.findall(r"window +\d+ ms: +(\d+) calls", planned)]
+    assert calls == [20, 10, 3], "a longer window, fewer calls to the model"
+    assert re.search(r"server thread alive: False; port \d+ open: False; Ray processes left: 0",
                      tagged_text(executed, "server-stop"))
 
 
