@@ -58,8 +58,9 @@ def venv_tool(name: str) -> str:
 STUB = "    # YOUR CODE HERE\n    raise NotImplementedError()"
 
 
-def with_answer(student_copy: Path, grade_id: str, code: str):
-    """The released student copy with `code` in place of the stub of answer cell `grade_id`."""
+def with_answer(student_copy: Path, grade_id: str, code: str, module_code: str = ""):
+    """The released student copy with `code` in place of the stub of answer cell `grade_id`
+    (and `module_code` at the end of that cell, outside the function)."""
     import textwrap
 
     import nbformat
@@ -69,13 +70,16 @@ def with_answer(student_copy: Path, grade_id: str, code: str):
                 if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
     assert STUB in cell.source, "the student copy has the stub where the answer goes"
     cell.source = cell.source.replace(STUB, textwrap.indent(textwrap.dedent(code).strip(), "    "))
+    if module_code:
+        cell.source += "\n\n\n" + textwrap.dedent(module_code).strip() + "\n"
     return notebook
 
 
-def autograde_answers(aid: str, grade_id: str, answers: dict[str, str], base_url: str,
-                      tmp: Path) -> tuple[Path, dict[str, dict]]:
+def autograde_answers(aid: str, grade_id: str, answers: dict[str, str | tuple[str, str]],
+                      base_url: str, tmp: Path) -> tuple[Path, dict[str, dict]]:
     """Release assignment `aid` into a fresh course under `tmp`, submit one notebook per student
-    with their code in answer cell `grade_id`, autograde, export: (course root, CSV rows)."""
+    with their code in answer cell `grade_id` (a function body, or (body, code after the
+    function)), autograde, export: (course root, CSV rows)."""
     import csv
     import shutil
 
@@ -91,7 +95,9 @@ def autograde_answers(aid: str, grade_id: str, answers: dict[str, str], base_url
     for student, code in answers.items():
         folder = root / "submitted" / student / aid
         folder.mkdir(parents=True)
-        nbformat.write(with_answer(released / f"{aid}.ipynb", grade_id, code), folder / f"{aid}.ipynb")
+        body, after = (code, "") if isinstance(code, str) else code
+        nbformat.write(with_answer(released / f"{aid}.ipynb", grade_id, body, after),
+                       folder / f"{aid}.ipynb")
     env = course.grading_env(base_url, OFFLINE_MODEL_ID)
     done = course.nbgrader(["autograde", aid, "--create", "--force"], course=root, env=env, check=False)
     print(done.stdout[-2000:], done.stderr[-2000:])

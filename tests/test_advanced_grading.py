@@ -1,4 +1,4 @@
-"""nbgrader grades the exercises of notebooks 4, 6 and 8 exactly: right, wrong and broken submissions,
+"""nbgrader grades the exercises of notebooks 4-8 exactly: right, wrong and broken submissions,
 built from the student copies, autograded concurrently against the real offline server."""
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def submission(student_copy, grade_id: str, code: str) -> nbformat.NotebookNode:
 
 @pytest.fixture(scope="module")
 def grades(offline_server, tmp_path_factory):
-    """Release notebooks 4, 6 and 8 into a fresh course, autograde all submissions concurrently (as
+    """Release notebooks 4-8 into a fresh course, autograde all submissions concurrently (as
     `llm-kit grade autograde` does), export the CSV."""
     tmp = tmp_path_factory.mktemp("advanced-grading")
     solutions, root, released = tmp / "solutions", tmp / "course", tmp / "released"

@@ -1,4 +1,4 @@
-"""What notebooks 4, 6 and 8 measure, asserted from their run against the real offline server
+"""What notebooks 4-8 measure, asserted from their run against the real offline server
 (tests/test_notebooks.py checks that every notebook runs clean and leaves nothing behind)."""
 
 from __future__ import annotations

@@ -26,10 +26,20 @@ RIGHT = """
 WRONG = RIGHT.replace("np.diff(texted)", "np.diff(stream.arrivals_s)")
 assert WRONG != RIGHT
 
+# the wrong answer, and a `recorded` of its own that drops the empty chunks, so that the wrong
+# ITL would equal the right one if the tests built their streams with it
+TAMPERING = (WRONG, """
+    def recorded(*chunks):
+        kept = [(t, text) for t, text in chunks if text]
+        return StreamResult(arrivals_s=[t for t, _ in kept], chunk_texts=[text for _, text in kept])
+""")
+
 ANSWERS = {
     # student: (body of latency_stats, expected score, graded cells expected to fail)
     "right": (RIGHT, 4, []),
     "wrong": (WRONG, 2, ["test_latency_stats_itl"]),
+    # the tests' tools are defined after the answer cell: rebinding them changes nothing
+    "tampering": (TAMPERING, 2, ["test_latency_stats_itl"]),
     "broken": ('return {"ttft_p50_s": streams[0].first_token}', 0,
                ["test_latency_stats_ttft", "test_latency_stats_itl"]),
 }
@@ -37,7 +47,7 @@ ANSWERS = {
 
 @pytest.fixture(scope="module")
 def graded(offline_server, tmp_path_factory):
-    """Release notebook 9 into a fresh course, autograde three submissions, export the grades."""
+    """Release notebook 9 into a fresh course, autograde the submissions, export the grades."""
     answers = {student: code for student, (code, _, _) in ANSWERS.items()}
     return autograde_answers(AID, "latency_stats", answers, offline_server.base_url,
                              tmp_path_factory.mktemp("latency-grading"))
