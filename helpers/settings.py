@@ -9,10 +9,14 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from .ports import port_open
+
 WORKSHOP_BASE_URL = "http://llama:8000/v1"
 WORKSHOP_MODEL = "meta/llama-3.1-8b-instruct"
 HOSTED_BASE_URL = "https://integrate.api.nvidia.com/v1"
 OFFLINE_MODEL_ID = "smollm2-135m-instruct"
+OFFLINE_PORT = 8000  # where `make server` / `llm-kit server start` listen by default
+OFFLINE_BASE_URL = f"http://127.0.0.1:{OFFLINE_PORT}/v1"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 # Read by ChatNVIDIA itself: the key, and whether it sends usage telemetry to NVIDIA when it
 # talks to the hosted catalog (langchain-nvidia-ai-endpoints 1.5+ does by default; 0 turns it off).
@@ -99,10 +103,11 @@ def find_dotenv(start: Path | None = None) -> Path | None:
 
 
 def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None) -> ConnectionSettings:
-    """Resolve settings: environment first, then a .env file, then the workshop defaults.
+    """Resolve settings: environment first, then a .env file, then the defaults.
 
-    With no NIM_BASE_URL but an NVIDIA_API_KEY, the hosted catalog is used. A key found
-    only in .env is exported to the process so ChatNVIDIA picks it up too.
+    With no NIM_BASE_URL but an NVIDIA_API_KEY, the hosted catalog is used. With neither, the
+    offline server on this machine when it is running (`make server`), else the workshop NIM.
+    A key found only in .env is exported to the process so ChatNVIDIA picks it up too.
     """
     environ = os.environ if env is None else env
     path = dotenv if dotenv is not None else find_dotenv()
@@ -113,9 +118,14 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
 
     api_key = get("NVIDIA_API_KEY")
     base_url = get("NIM_BASE_URL")
-    if base_url is None:
-        base_url = HOSTED_BASE_URL if api_key else WORKSHOP_BASE_URL
-    model = get("NIM_MODEL") or WORKSHOP_MODEL
+    default_model = WORKSHOP_MODEL
+    if base_url is None and api_key:
+        base_url = HOSTED_BASE_URL
+    elif base_url is None:
+        base_url = WORKSHOP_BASE_URL
+        if env is None and port_open(OFFLINE_PORT):  # a real process, not a test's env
+            base_url, default_model = OFFLINE_BASE_URL, OFFLINE_MODEL_ID
+    model = get("NIM_MODEL") or default_model
     if env is None:  # what ChatNVIDIA reads from the process environment, taken from .env too
         for name in EXPORTED_FROM_DOTENV:
             if file_values.get(name) and name not in os.environ:

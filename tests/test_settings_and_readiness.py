@@ -24,6 +24,26 @@ def test_defaults_to_the_workshop_nim(tmp_path):
     assert settings.backend == "nim"
 
 
+def test_unconfigured_notebooks_find_the_offline_server_running_here(monkeypatch, tmp_path):
+    """`make server`, then any kernel: with nothing configured, the local offline server is used
+    when it listens on its default port, the workshop NIM otherwise."""
+    from helpers import settings as settings_module
+
+    for name in ("NIM_BASE_URL", "NIM_MODEL", "NVIDIA_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    probed = []
+    monkeypatch.setattr(settings_module, "port_open", lambda port: probed.append(port) or True)
+    found = load_settings(dotenv=tmp_path / "none")
+    assert (found.base_url, found.model, found.backend) == (
+        settings_module.OFFLINE_BASE_URL, settings_module.OFFLINE_MODEL_ID, "offline")
+    assert probed == [settings_module.OFFLINE_PORT]
+    monkeypatch.setattr(settings_module, "port_open", lambda port: False)
+    assert load_settings(dotenv=tmp_path / "none").base_url == WORKSHOP_BASE_URL
+    monkeypatch.setattr(settings_module, "port_open", lambda port: True)
+    monkeypatch.setenv("NIM_BASE_URL", "http://gpu-box:8000/v1")  # a configured backend wins
+    assert load_settings(dotenv=tmp_path / "none").base_url == "http://gpu-box:8000/v1"
+
+
 def test_env_wins_over_dotenv(tmp_path):
     dotenv = tmp_path / ".env"
     dotenv.write_text("# comment\nNIM_BASE_URL=http://from-file:1/v1\nNIM_MODEL='file-model'\n")

@@ -1,6 +1,8 @@
 """The offline server's settings, in one place (the engine process and its manager read them)."""
 
-DEFAULT_PORT = 8000
+from helpers.settings import OFFLINE_PORT
+
+DEFAULT_PORT = OFFLINE_PORT  # the notebooks look for it there when nothing else is configured
 DEFAULT_PARALLEL = 6  # slots: requests generated for at once
 CONTEXT_PER_SLOT = 2048
 MAX_TOKENS = 640  # default cap per answer when a request sets none
