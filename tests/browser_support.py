@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -25,6 +24,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
 HTTP_TIMEOUT_S = 10
+# Some code cell of the notebook in front is queued or has run ([*] or [n]). textContent, not
+# innerText: Run All scrolls to the end, and cells out of view are not rendered.
+RUN_STARTED_JS = r"""() => [...document.querySelectorAll(
+    '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')].some(
+    prompt => /^\[(\*|\d+)\]:$/.test(prompt.textContent.trim()))"""
 
 
 def _live_processes() -> dict[int, tuple[int, str]]:
@@ -139,7 +143,7 @@ def open_notebook(page, base: str, token: str, name: str, workspace: str = "defa
 
 def run_all(page, screenshot: Path, tries: int = 3) -> None:
     """Run > Run All Cells on the notebook in front, and again if a slow page lost the click;
-    fails (with a screenshot) when the first cell never starts."""
+    fails (with a screenshot) when the first code cell never starts."""
     import pytest
 
     prompt = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .jp-InputPrompt").first
@@ -149,7 +153,7 @@ def run_all(page, screenshot: Path, tries: int = 3) -> None:
         page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if re.match(r"^\[(\*|\d+)\]:$", prompt.inner_text().strip()):
+            if page.evaluate(RUN_STARTED_JS):
                 return
             time.sleep(0.2)
         page.keyboard.press("Escape")  # close a menu left open
