@@ -51,11 +51,12 @@ browser-deps:  ## Debian's chromium for the browser test (never `playwright inst
 preflight: setup  ## check the configured backend does all the notebooks need (COMPOSE=1 on the GPU host)
 	$(KIT) preflight $(if $(COMPOSE),--compose)
 
-test: setup browser-deps  ## the whole test suite (unit, server, notebooks, grading, browser)
+test: setup browser-deps  ## ruff, then the whole test suite (tests/unit, integration, server, browser)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -ra --durations=25
 
-test-fast: setup  ## the unit tier: no model server, kernel, nbgrader or browser (< 1 minute)
-	$(BIN)/python -m pytest -ra -q -m "not server and not integration and not browser"
+test-fast: setup  ## the unit tier, tests/unit: no model server, kernel, nbgrader or browser (< 1 minute)
+	$(BIN)/python -m pytest -ra -q tests/unit
 
 lint: setup  ## ruff
 	$(BIN)/ruff check .

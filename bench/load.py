@@ -2,7 +2,7 @@
 
     python bench/load.py [--learners 30] [--max-tokens 100]
 
-Uses NIM_BASE_URL / NIM_MODEL when NIM_BASE_URL is set; otherwise starts its own offline
+Uses NIM_BASE_URL / NIM_MODEL when NIM_BASE_URL is set and answers; otherwise starts its own offline
 server on a free 127.0.0.1 port and stops it afterwards (the kit's `model_endpoint`).
 
 What counts as complete: every request asks for at most --max-tokens tokens, so a stream

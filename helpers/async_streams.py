@@ -9,9 +9,8 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
-from .friendly_errors import explain
 from .live_display import ThrottledDisplay
-from .streaming import StreamResult
+from .streaming import StreamRecorder, StreamResult
 
 
 class StreamBoard(ThrottledDisplay):
@@ -32,29 +31,36 @@ class StreamBoard(ThrottledDisplay):
                  max_fps: float = 10.0, clock: Callable[[], float] = time.perf_counter, out=None):
         super().__init__(mode=mode, max_fps=max_fps, title=title, clock=clock, out=out)
         self.keys = list(keys)
-        self.results: dict[Hashable, StreamResult] = {key: StreamResult() for key in self.keys}
         self._start = clock()
+        self._recorders = {key: StreamRecorder(clock=clock, started_at=self._start)
+                           for key in self.keys}
+        self.results: dict[Hashable, StreamResult] = {
+            key: recorder.result for key, recorder in self._recorders.items()}
         if self.mode == "rich":
             self._show(self._bundle())
 
     def add(self, key: Hashable, chunk: Any) -> None:
         """Record one chunk of stream `key` (a message chunk, an SDK chunk or a string)."""
-        result = self.results[key]
-        now = self.clock() - self._start
-        result.text += result.record(chunk, now)
-        result.total_s = now
+        self._recorders[key].add(chunk)
         self._maybe_draw()
 
     def fail(self, key: Hashable, exc: BaseException) -> None:
         """Mark stream `key` as failed; what arrived before stays."""
-        result = self.results[key]
-        result.error = exc
-        result.error_message = explain(exc)
-        result.total_s = self.clock() - self._start
+        recorder = self._recorders[key]
+        recorder.fail(exc)
+        recorder.end()
         self._maybe_draw()
 
+    def end(self, key: Hashable) -> None:
+        """Stream `key` has ended: its total runs to now."""
+        self._recorders[key].end()
+
     def finish(self) -> dict[Hashable, StreamResult]:
-        """Final draw (always); returns one StreamResult per stream."""
+        """Final draw (always); returns one StreamResult per stream. A stream nobody ended
+        (`end`, `fail`) ends at its last chunk, the last the board saw of it."""
+        for recorder in self._recorders.values():
+            arrivals = recorder.result.arrivals_s
+            recorder.end(at_s=arrivals[-1] if arrivals else 0.0)
         self._draw(final=True)
         return self.results
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from .latency import text_arrivals
 from .sse import iter_sse_text
-from .streaming import StreamResult, close_stream
+from .streaming import StreamRecorder, StreamResult, close_stream
 
 T = TypeVar("T")
 _END = object()
@@ -124,21 +124,20 @@ def two_clients(url: str, first: dict, second: dict, timeout_s: float = 120.0,
     client B posts `second`. Both read in threads of their own; every arrival is timed from
     A's request. Returns when both answers are complete."""
     start = clock()
-    results = {"A": StreamResult(), "B": StreamResult()}
+    recorders = {key: StreamRecorder(clock=clock, started_at=start) for key in ("A", "B")}
+    results = {key: recorder.result for key, recorder in recorders.items()}
     a_began = threading.Event()
     sent = {}
 
+    def began(_recorder: StreamRecorder, text: str) -> None:
+        if text:
+            a_began.set()
+
     def read(key: str, payload: dict) -> None:
-        result = results[key]
         try:
-            for piece in iter_sse_text(url, payload, timeout_s=timeout_s):
-                result.text += result.record(piece, clock() - start)
-                if piece:
-                    a_began.set()
-        except Exception as exc:  # noqa: BLE001 - kept with the result
-            result.error = exc
+            recorders[key].consume(lambda: iter_sse_text(url, payload, timeout_s=timeout_s),
+                                   on_chunk=began)
         finally:
-            result.total_s = clock() - start
             a_began.set()  # B must not wait for an A that failed
 
     a = threading.Thread(target=read, args=("A", first), name="client-A")
@@ -171,3 +170,10 @@ def two_clients_chart(runs: dict[str, TwoClients], title: str | None = None):
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def plot_two_clients(runs: dict[str, TwoClients], title: str | None = None):
+    """Show (and return) `two_clients_chart`: one panel per run, on one time scale."""
+    from .charts import show
+
+    return show(two_clients_chart(runs, title=title))

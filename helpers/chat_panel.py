@@ -3,9 +3,10 @@ with its time to first token and tokens/s live, and after Stop what the server d
 
 The answer streams on a background thread, so the kernel stays free to handle the Stop click.
 Stop closes the stream (`close()`: the server sees the connection go and frees its slot), then
-the panel reads the server's own counters (`helpers.server_metrics`): once no request is running,
-its tokens-generated counter must stand still for a moment. On a shared server (a workshop NIM)
-other people's requests count too.
+the panel reads the server's own counters (`helpers.server_activity`): it stopped if its
+tokens-generated counter stands still. On a shared server (a workshop NIM) other people's
+requests count too: when the server was busy before Send, or runs more requests than this one,
+a moving counter gets no verdict, and the panel says why.
 
 Widget output is not saved by headless runs (nbclient, autograding), so the panel also keeps a
 plain display (text/plain + text/markdown) with one line per turn.
@@ -22,12 +23,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .friendly_errors import explain
 from .live_display import choose_mode
-from .server_activity import AfterStop, server_after_stop
+from .server_activity import AfterStop, server_after_stop, server_busy
 from .server_metrics import read_metrics
 from .settings import ConnectionSettings
-from .streaming import StreamResult
+from .streaming import StreamRecorder, StreamResult
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Turn:
     tokens_before: float | None = None  # the server's tokens-generated counter before Send
     tokens_after: float | None = None  # ... and after the turn (after the watch, on Stop)
     after_stop: AfterStop | None = None  # the server right after Stop
+    busy_before: bool | None = None  # whether the server was generating before Send
 
     @property
     def server_stopped(self) -> bool | None:
@@ -57,19 +58,8 @@ class Turn:
             counter = f" (its tokens-generated counter {self.tokens_before:.0f} → {self.tokens_after:.0f})"
         if self.outcome != "stopped":
             return f"server: answer {self.outcome}{counter}" if self.outcome != "streaming" else ""
-        if self.server_stopped is None:
-            return "server: does not report what it is doing (the hosted catalog keeps that to itself)"
-        after = self.after_stop
-        verdict = "stopped generating" if self.server_stopped else "STILL GENERATING"
-        more = "?" if after.tokens_generated is None else f"{after.tokens_generated:.0f}"
-        if after.in_flight is None:
-            detail = f"{more} tokens generated in the {after.seconds:.1f} s after Stop"
-        elif after.settled_s is None:
-            detail = f"{after.in_flight} request(s) still running {after.seconds:.1f} s after Stop"
-        else:
-            detail = (f"no request running {after.settled_s:.1f} s after Stop, then {more} more "
-                      f"tokens in {after.seconds - after.settled_s:.1f} s")
-        return f"server {verdict}: {detail}{counter}"
+        after = self.after_stop or AfterStop(None, None, None, None, 0.0)  # nothing reported
+        return after.summary() + counter
 
     def summary(self) -> str:
         """Plain text: the prompt, the answer, the live stats and what the server did."""
@@ -217,40 +207,35 @@ class ChatPanel:
         self.stats.value = turn.stats_line()
 
     def _run_turn(self, turn: Turn) -> None:
+        turn.busy_before = server_busy(self.settings)  # other users' work, before ours starts
         metrics = read_metrics(self.settings)
         turn.tokens_before = metrics.tokens_generated_total if metrics else None
-        result, parts, last_draw = turn.result, [], float("-inf")
-        start = self.clock()
-        stream = None
-        try:
-            stream = self.llm.stream(self._messages(turn.prompt), **self.stream_kwargs)
-            for chunk in stream:
-                now = self.clock() - start
-                text = result.record(chunk, now)
-                if text:
-                    if not parts:
-                        self.status.value = "Streaming…"
-                    parts.append(text)
-                if self._stop.is_set():
-                    break
-                if text and self.clock() - last_draw >= self.min_interval:
-                    result.total_s, result.text = now, "".join(parts)
-                    self._draw(turn)
-                    last_draw = self.clock()
-        except Exception as exc:  # noqa: BLE001 - shown in the panel, in one paragraph
-            result.error, result.error_message = exc, explain(exc)
-        finally:
-            if stream is not None:
-                stream.close()  # Stop: the server sees the connection go and frees the slot
+        recorder = StreamRecorder(clock=self.clock)
+        result = turn.result = recorder.result
+        last_draw = float("-inf")
+
+        def show(recorder: StreamRecorder, text: str) -> bool:
+            nonlocal last_draw
+            if text and result.content_chunks == 1:
+                self.status.value = "Streaming…"
+            if self._stop.is_set():
+                return True  # Stop: the stream is closed, the server sees the connection go
+            if text and self.clock() - last_draw >= self.min_interval:
+                self._draw(turn)
+                last_draw = self.clock()
+            return False
+
+        recorder.consume(lambda: self.llm.stream(self._messages(turn.prompt), **self.stream_kwargs),
+                         on_chunk=show)
         stopped = self._stop.is_set()
-        closed_at = self.clock()
-        result.total_s, result.text = closed_at - start, "".join(parts)
+        closed_at = recorder.ended_at
         turn.outcome = "failed" if result.error else "stopped" if stopped else "finished"
         if stopped:
             turn.stop_latency_s = closed_at - (self._stop_clicked_at or closed_at)
             self._draw(turn)
             self.status.value = "Stopped. Watching the server…"
-            turn.after_stop = server_after_stop(self.settings, self.watch_s)
+            turn.after_stop = server_after_stop(self.settings, self.watch_s,
+                                                busy_before=turn.busy_before)
         metrics = read_metrics(self.settings)
         turn.tokens_after = metrics.tokens_generated_total if metrics else None
         self._draw(turn)

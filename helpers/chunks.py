@@ -32,6 +32,12 @@ def chunk_text(chunk: Any) -> str:
     return ""
 
 
+def chunk_usage(chunk: Any) -> Any:
+    """The usage data a chunk carries, as sent (LangChain's usage_metadata, else the OpenAI
+    `usage`), or None."""
+    return _get(chunk, "usage_metadata") or _get(chunk, "usage") or None
+
+
 def chunk_output_tokens(chunk: Any) -> int | None:
     """Completion-token count if the chunk carries usage (the final usage chunk), else None."""
     usage = _get(chunk, "usage_metadata")

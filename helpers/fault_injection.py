@@ -7,9 +7,11 @@ on `return_exceptions` meets a real HTTP 429 on any backend. For lessons only.
 
 from __future__ import annotations
 
+import email.utils
 import http.server
 import json
 import threading
+import time
 from urllib.parse import urlsplit
 
 from .ports import LOOPBACK
@@ -26,14 +28,18 @@ class RateLimitingProxy:
 
     >>> with RateLimitingProxy(settings.base_url, reject=2) as limiter:
     ...     flaky = ChatNVIDIA(base_url=limiter.base_url, model=settings.model)
-    `rejected` and `forwarded` count what it did; `reject_next(n)` arms it again.
+    `rejected` and `forwarded` count what it did; `reject_next(n)` arms it again. Each 429
+    carries `Retry-After: <retry_after_s>`, or with `retry_after_date` the same moment as an
+    HTTP date (RFC 9110 allows both).
     """
 
-    def __init__(self, upstream_base_url: str, reject: int = 0, retry_after_s: int = 1):
+    def __init__(self, upstream_base_url: str, reject: int = 0, retry_after_s: int = 1,
+                 retry_after_date: bool = False):
         parts = urlsplit(upstream_base_url)
         self.upstream_origin = f"{parts.scheme}://{parts.netloc}"
         self.path_prefix = parts.path.rstrip("/")
         self.retry_after_s = retry_after_s
+        self.retry_after_date = retry_after_date
         self.rejected = 0
         self.forwarded = 0
         self._to_reject = reject
@@ -46,6 +52,12 @@ class RateLimitingProxy:
         """Use this as the model's base_url (same path as the upstream's, e.g. /v1)."""
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}{self.path_prefix}"
+
+    def retry_after(self) -> str:
+        """The Retry-After value for a 429 sent now."""
+        if not self.retry_after_date:
+            return str(self.retry_after_s)
+        return email.utils.formatdate(time.time() + self.retry_after_s, usegmt=True)
 
     def reject_next(self, n: int) -> None:
         """Answer the next n model calls with 429."""
@@ -87,9 +99,9 @@ class RateLimitingProxy:
 
 def _handler_for(proxy: RateLimitingProxy) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        # HTTP/1.0: each response ends when the connection closes, so a stream can be
-        # passed on piece by piece without re-chunking it.
-        protocol_version = "HTTP/1.0"
+        # HTTP/1.1 with chunked responses, as model servers send streams: a client that closes
+        # a stream early closes the connection, and the proxy passes that on to the server.
+        protocol_version = "HTTP/1.1"
 
         def _relay(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -102,11 +114,15 @@ def _handler_for(proxy: RateLimitingProxy) -> type[http.server.BaseHTTPRequestHa
                 for name, value in upstream.headers.items():
                     if name.lower() not in NOT_FORWARDED:
                         self.send_header(name, value)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Connection", "close")
                 self.end_headers()
                 try:
                     for piece in upstream.iter_bytes():
-                        self.wfile.write(piece)
-                        self.wfile.flush()
+                        if piece:
+                            self.wfile.write(b"%X\r\n%s\r\n" % (len(piece), piece))
+                            self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client left; closing `upstream` stops the server's work too
 
@@ -115,8 +131,9 @@ def _handler_for(proxy: RateLimitingProxy) -> type[http.server.BaseHTTPRequestHa
                                "detail": "rate limit reached (a teaching fault injector)"}).encode()
             self.send_response(429)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Retry-After", str(proxy.retry_after_s))
+            self.send_header("Retry-After", proxy.retry_after())
             self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
 

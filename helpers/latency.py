@@ -1,12 +1,17 @@
 """Latency and throughput of LLM streams: time to first token, inter-token latency, tokens per
-second, percentiles, and runs of many streams at a fixed concurrency (a load sweep).
+second and percentiles of a run of many streams (notebook 9 writes the load loop itself), the
+prompt side of one request (cached tokens), and a published benchmark to compare with.
 
-Definitions (the same as NVIDIA's NIM benchmarking guide):
+Definitions used here:
 - TTFT: from sending the request to the first chunk that carries text;
-- ITL (inter-token latency): the gaps between consecutive chunks that carry text;
+- ITL (inter-token latency): the gaps between consecutive chunks that carry text, pooled over
+  the streams of a run. NVIDIA's NIM benchmarking guide defines ITL per request instead, as
+  (end-to-end latency - TTFT) / (output tokens - 1), averaged over requests; the two agree when
+  every chunk carries one token and the requests are about equally long;
 - per-request tokens/s: a request's output tokens over its whole duration;
-- aggregate tokens/s: all requests' output tokens over the run's wall time;
-- requests/s: completed requests over the run's wall time.
+- aggregate tokens/s: all answered requests' output tokens over the run's wall time;
+- requests/s: answered requests over the run's wall time. Failed requests are counted as
+  failed and left out of every latency.
 """
 
 from __future__ import annotations
@@ -21,8 +26,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from .friendly_errors import explain
-from .streaming import StreamResult
+from .streaming import StreamRecorder, StreamResult
 
 REFERENCE_CSV = Path(__file__).with_name("data") / "nim_llama31_8b_benchmark.csv"
 
@@ -115,7 +119,8 @@ class LoadRun:
 
         per_request = self.per_request_tokens_per_s
         return {"concurrency": self.concurrency, "requests": len(self.results),
-                "answered": len(self.answered), "wall_s": round(self.wall_s, 2),
+                "answered": len(self.answered), "failed": len(self.results) - len(self.answered),
+                "wall_s": round(self.wall_s, 2),
                 "ttft_p50_ms": ms(self.ttft_p50_s), "ttft_p95_ms": ms(self.ttft_p95_s),
                 "itl_mean_ms": ms(self.itl_mean_s), "itl_p95_ms": ms(self.itl_p95_s),
                 "tokens_per_s_per_request": round(per_request, 1) if per_request else None,
@@ -123,27 +128,19 @@ class LoadRun:
                 "requests_per_s": round(self.requests_per_s, 2)}
 
 
-async def record_stream(stream: AsyncIterable[Any],
+async def record_stream(stream: AsyncIterable[Any] | Callable[[], AsyncIterable[Any]],
                         clock: Callable[[], float] = time.perf_counter) -> StreamResult:
     """Consume an async stream (e.g. `llm.astream(prompt)`), timing every chunk from now.
 
     A failing stream is returned with `.error` set and what arrived before it kept.
     """
-    result = StreamResult()
-    start = clock()
-    try:
-        async for chunk in stream:
-            result.text += result.record(chunk, clock() - start)
-    except Exception as exc:  # noqa: BLE001 - one failed request must not end the run
-        result.error = exc
-        result.error_message = explain(exc)
-    result.total_s = clock() - start
-    return result
+    return await StreamRecorder(clock=clock).aconsume(stream)
 
 
 async def run_load(open_stream: Callable[[str], AsyncIterable[Any]], prompts: Iterable[str],
                    concurrency: int, clock: Callable[[], float] = time.perf_counter) -> LoadRun:
     """Send every prompt, at most `concurrency` in flight (a new one starts as one finishes).
+    Notebook 9 writes this loop itself; this is the same, reusable.
 
     `open_stream(prompt)` returns the stream, e.g. `lambda p: llm.astream(p)`. Each stream's
     clock starts when it is sent, so TTFT includes queueing in the server, not in this client.
@@ -155,55 +152,21 @@ async def run_load(open_stream: Callable[[str], AsyncIterable[Any]], prompts: It
 
     async def one(prompt: str) -> StreamResult:
         async with gate:
-            return await record_stream(open_stream(prompt), clock)
+            return await record_stream(lambda: open_stream(prompt), clock)
 
     start = clock()
     results = await asyncio.gather(*(one(p) for p in prompts))
     return LoadRun(concurrency=concurrency, results=list(results), wall_s=clock() - start)
 
 
-def requests_for(level: int, rounds: int = 2, minimum: int = 4) -> int:
-    """How many requests a sweep sends at `level`: each in-flight place used `rounds` times."""
-    return max(rounds * level, minimum)
-
-
-async def sweep_concurrency(open_stream: Callable[[str], AsyncIterable[Any]], prompts: Sequence[str],
-                            levels: Iterable[int], rounds: int = 2, minimum: int = 4,
-                            clock: Callable[[], float] = time.perf_counter,
-                            verbose: bool = True) -> list[LoadRun]:
-    """One `run_load` per concurrency level, prompts taken in turn from `prompts`."""
-    if not prompts:
-        raise ValueError("sweep_concurrency needs at least one prompt to send")
-    runs = []
-    for level in levels:
-        count = requests_for(level, rounds, minimum)
-        batch = [prompts[i % len(prompts)] for i in range(count)]
-        run = await run_load(open_stream, batch, level, clock)
-        runs.append(run)
-        if verbose:
-            p50, p95 = run.ttft_p50_s or 0.0, run.ttft_p95_s or 0.0
-            print(f"concurrency {level:>3}: {count:>3} requests in {run.wall_s:5.2f} s · "
-                  f"{run.aggregate_tokens_per_s:6.1f} tokens/s · TTFT p50 {p50 * 1000:6.0f} ms, "
-                  f"p95 {p95 * 1000:6.0f} ms · ITL {(run.itl_mean_s or 0.0) * 1000:5.1f} ms")
-    return runs
-
-
-def sweep_levels(slots: int | None) -> list[int]:
-    """Concurrency levels from 1 to twice the server's slots (1, 2, 4, 8, 16 when unknown)."""
-    if slots is None:
-        return [1, 2, 4, 8, 16]
-    return sorted(level for level in {1, 2, 4, slots, 2 * slots} if level <= 2 * slots)
+def _field(data: Any, name: str) -> Any:
+    return data.get(name) if isinstance(data, dict) else getattr(data, name, None)
 
 
 def cached_tokens(usage: Any) -> int | None:
     """Prompt tokens the server read from its prefix cache, from OpenAI-style usage data
     (`usage.prompt_tokens_details.cached_tokens`); None when the server does not report it."""
-    details = getattr(usage, "prompt_tokens_details", None)
-    if details is None and isinstance(usage, dict):
-        details = usage.get("prompt_tokens_details")
-    if isinstance(details, dict):
-        return details.get("cached_tokens")
-    return getattr(details, "cached_tokens", None)
+    return _field(_field(usage, "prompt_tokens_details"), "cached_tokens")
 
 
 @dataclass
@@ -226,19 +189,19 @@ class PromptTiming:
 
 
 def measure_prompt(client: Any, model: str, messages: list[dict], max_tokens: int = 8,
-                   clock: Callable[[], float] = time.perf_counter) -> PromptTiming:
+                   clock: Callable[[], float] = time.perf_counter,
+                   raise_errors: bool = True) -> PromptTiming:
     """Stream one chat completion with the `openai` client and keep its usage data, which
-    carries `prompt_tokens_details.cached_tokens` (LangChain's usage_metadata drops it)."""
-    result, usage = StreamResult(), None
-    start = clock()
-    stream = client.chat.completions.create(model=model, messages=messages, temperature=0,
-                                            max_completion_tokens=max_tokens, stream=True,
-                                            stream_options={"include_usage": True})
-    for chunk in stream:
-        result.text += result.record(chunk, clock() - start)
-        usage = getattr(chunk, "usage", None) or usage
-    result.total_s = clock() - start
-    return PromptTiming(prompt_tokens=getattr(usage, "prompt_tokens", None),
+    carries `prompt_tokens_details.cached_tokens` (LangChain's usage_metadata drops it).
+    A failed request raises its error once the stream is closed (`raise_errors=False`: kept
+    on `.result`, with what arrived before it)."""
+    result = StreamRecorder(clock=clock).consume(lambda: client.chat.completions.create(
+        model=model, messages=messages, temperature=0, max_completion_tokens=max_tokens,
+        stream=True, stream_options={"include_usage": True}))
+    if raise_errors and result.error is not None:
+        raise result.error
+    usage = result.usage
+    return PromptTiming(prompt_tokens=_field(usage, "prompt_tokens"),
                         cached_tokens=cached_tokens(usage), result=result)
 
 
@@ -250,24 +213,23 @@ class ReferencePoint:
     tokens_per_s: float
 
 
-def load_reference(path: Path = REFERENCE_CSV) -> list[ReferencePoint]:
-    """A published benchmark table (CSV; lines starting with # say where it comes from)."""
+@dataclass(frozen=True)
+class Reference:
+    """A published benchmark: its points by concurrency, and where it comes from."""
+
+    points: list[ReferencePoint]
+    source: str
+
+
+def load_reference(path: Path = REFERENCE_CSV) -> Reference:
+    """A published benchmark table (CSV; the lines starting with # say where it comes from)."""
     with path.open() as handle:
-        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
-        return [ReferencePoint(int(r["concurrency"]), float(r["ttft_ms"]), float(r["itl_ms"]),
-                               float(r["tokens_per_s"])) for r in rows]
-
-
-def reference_source(path: Path = REFERENCE_CSV) -> str:
-    """The comment lines of the reference file: its source, named."""
-    with path.open() as handle:
-        return "\n".join(line[1:].strip() for line in handle if line.startswith("#"))
-
-
-def ratios_to_first(values: Sequence[float | None]) -> list[float | None]:
-    """Each value divided by the first (concurrency 1)."""
-    first = values[0] if values else None
-    return [v / first if v is not None and first else None for v in values]
+        lines = handle.read().splitlines()
+    rows = csv.DictReader(line for line in lines if not line.startswith("#"))
+    points = [ReferencePoint(int(r["concurrency"]), float(r["ttft_ms"]), float(r["itl_ms"]),
+                             float(r["tokens_per_s"])) for r in rows]
+    source = "\n".join(line[1:].strip() for line in lines if line.startswith("#"))
+    return Reference(points, source)
 
 
 def sweep_chart(runs: Sequence[LoadRun], slots: int | None = None, title: str | None = None, ax=None):
@@ -301,35 +263,5 @@ def sweep_chart(runs: Sequence[LoadRun], slots: int | None = None, title: str | 
     lines = ax.get_legend_handles_labels()
     more = latency.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=7)
-    ax.set_title(title or "Throughput flattens at saturation; latency keeps growing", fontsize=9)
-    return fig
-
-
-def reference_chart(runs: Sequence[LoadRun], reference: Sequence[ReferencePoint],
-                    title: str | None = None, ax=None):
-    """Your sweep and the published benchmark on the same axes, as ratios to concurrency 1."""
-    from .charts import _figure
-
-    fig, ax = _figure(ax, size=(7, 4.4))
-    levels = [run.concurrency for run in runs]
-    published = [point.concurrency for point in reference]
-    yours = {"aggregate tokens/s": [r.aggregate_tokens_per_s for r in runs],
-             "TTFT p50": [r.ttft_p50_s for r in runs], "mean ITL": [r.itl_mean_s for r in runs]}
-    theirs = {"aggregate tokens/s": [p.tokens_per_s for p in reference],
-              "TTFT p50": [p.ttft_ms for p in reference], "mean ITL": [p.itl_ms for p in reference]}
-    colours = {"aggregate tokens/s": "#76b900", "TTFT p50": "#1f77b4", "mean ITL": "#ff7f0e"}
-    for name, colour in colours.items():
-        ax.plot(levels, ratios_to_first(yours[name]), marker="o", color=colour, lw=2,
-                label=f"yours: {name}")
-        ax.plot(published, ratios_to_first(theirs[name]), marker="x", color=colour, ls="--",
-                label=f"NIM, Llama 3.1 8B: {name}")
-    ax.axhline(1, color="#5a5a5a", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("concurrent requests (log scale)")
-    ax.set_ylabel("ratio to concurrency 1 (log scale)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncol=3)
-    ax.set_title(title or "Your server and a published NIM benchmark, relative to one request",
-                 fontsize=9)
+    ax.set_title(title or "Aggregate throughput and latency by concurrency", fontsize=9)
     return fig

@@ -1,5 +1,9 @@
-"""Several streams at once: answers streamed side by side in rows, and a micro-batcher that
-groups requests arriving close together into one batched call (as Ray Serve's @serve.batch)."""
+"""A micro-batcher with a pluggable batch function (notebook 7 writes its own, which sends each
+group as one /v1/completions call; this is the same collection rule, reusable): it groups
+requests arriving close together and streams every answer back to its own caller, as Ray
+Serve's @serve.batch does. `stream_group` is one such batch function: it streams each prompt of
+a group as its own request, for a server that batches in flight, and yields the rows a
+streaming `@serve.batch` method yields."""
 
 from __future__ import annotations
 

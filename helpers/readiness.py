@@ -13,6 +13,14 @@ from .friendly_errors import START_OFFLINE, BackendNotReady, enable_friendly_err
 from .settings import ConnectionSettings, load_settings
 from .waiting import poll_until
 
+# A NIM accepts no connection while it downloads and loads its model (docker-compose.yml's
+# healthcheck allows it 30 minutes), so a configured NIM that does not answer is waited for.
+NIM_STARTING = ("A NIM's first start downloads and loads the model, which takes 10–30 minutes; "
+                "`docker compose logs -f llama` shows how far it got.")
+# ... unless the connection error says the host name is unknown: no wait fixes that.
+NAME_UNKNOWN = ("name or service not known", "nodename nor servname", "name resolution",
+                "no address associated", "getaddrinfo failed")
+
 
 @dataclass(frozen=True)
 class Readiness:
@@ -71,9 +79,21 @@ def served_models(client: httpx.Client, settings: ConnectionSettings) -> list[st
         return []
 
 
+def nim_starting(settings: ConnectionSettings, readiness: Readiness) -> bool:
+    """Whether this is a configured NIM that does not accept connections yet (still starting),
+    rather than the offline server, the hosted catalog, or a host name that does not resolve."""
+    detail = readiness.detail.lower()
+    return (settings.backend == "nim" and readiness.state == "unreachable"
+            and not any(words in detail for words in NAME_UNKNOWN))
+
+
 def not_ready_message(settings: ConnectionSettings, readiness: Readiness, waited_s: float) -> str:
     """One short paragraph: what is wrong and what to do."""
     where = settings.base_url
+    if nim_starting(settings, readiness):
+        return (f"The NIM at {where} is not up yet after {waited_s:.0f} s: it accepts no "
+                f"connection while it starts. {NIM_STARTING} Wait, then run this cell again "
+                "(`check_backend(timeout_s=1800)` waits up to 30 minutes).")
     if readiness.state == "no-key":
         return ("The hosted API catalog needs an API key and none was accepted. Put "
                 "NVIDIA_API_KEY=nvapi-... in your shell or in .env (never in a notebook), "
@@ -88,9 +108,7 @@ def not_ready_message(settings: ConnectionSettings, readiness: Readiness, waited
                 "http://127.0.0.1:8000/v1 for the offline one. Then restart the kernel.")
     if readiness.state == "loading":
         return (f"The model server at {where} is up but still loading its model after "
-                f"{waited_s:.0f} s. A NIM's first start downloads and loads the model and can take "
-                "10+ minutes: wait and run this cell again (`docker compose logs -f llama` shows "
-                "progress).")
+                f"{waited_s:.0f} s. {NIM_STARTING} Wait, then run this cell again.")
     if readiness.state == "unreachable":
         return (f"No model server answers at {where}. Start the offline one with "
                 f"`{START_OFFLINE}` (or launch the workshop with `make workshop`), or set "
@@ -99,37 +117,60 @@ def not_ready_message(settings: ConnectionSettings, readiness: Readiness, waited
             "Check its logs (`llm-kit server status` for the offline one) and run this cell again.")
 
 
+class _Progress:
+    """What a waiting cell shows: a note once a starting NIM is seen, then one line that is
+    rewritten in place."""
+
+    def __init__(self, settings: ConnectionSettings, timeout_s: float, quiet: bool):
+        self.settings, self.timeout_s, self.quiet = settings, timeout_s, quiet
+        self.shown = self.told = False
+
+    def waiting(self, readiness: Readiness, starting: bool, waited: float) -> None:
+        if self.quiet:
+            return
+        if starting and not self.told:
+            self.end_line()
+            print(f"The NIM at {self.settings.base_url} is not up yet. {NIM_STARTING} "
+                  f"Waiting up to {self.timeout_s:.0f} s.")
+            self.told = True
+        state = ("loading the model" if readiness.state == "loading"
+                 else "the NIM is not up yet" if starting else "not answering yet")
+        sys.stdout.write(f"\r⏳ Waiting for {self.settings.base_url}: {state} ({waited:.0f} s)…")
+        sys.stdout.flush()
+        self.shown = True
+
+    def end_line(self) -> None:
+        if self.shown and not self.quiet:
+            sys.stdout.write("\n")
+        self.shown = False
+
+
 def wait_until_ready(settings: ConnectionSettings, timeout_s: float = 120.0,
                      poll_s: float = 1.0, quiet: bool = False,
                      sleep: Callable[[float], None] = time.sleep,
                      clock: Callable[[], float] = time.monotonic) -> Readiness:
     """Poll until the server is ready, showing progress; raise BackendNotReady on failure.
 
-    Only a loading server (503) is waited for; unreachable servers and missing keys
-    fail after a short grace period, so nobody stares at a silent cell.
+    A loading server (503) and a configured NIM that does not listen yet (it is starting) are
+    waited for, up to `timeout_s`; anything else fails after a short grace period (missing keys
+    and wrong addresses at once), so nobody stares at a silent cell.
     """
     grace_s = min(timeout_s, 5.0)
-    shown = False
+    progress = _Progress(settings, timeout_s, quiet)
 
     def check(waited: float) -> Readiness | None:
-        nonlocal shown
         readiness = check_ready(settings)
         if readiness.ready:
-            if shown and not quiet:
-                sys.stdout.write("\n")
+            progress.end_line()
             if not quiet:
                 print(f"✅ Model server ready at {settings.base_url} ({waited:.1f} s)")
             return readiness
-        limit = timeout_s if readiness.state == "loading" else grace_s
+        starting = nim_starting(settings, readiness)
+        limit = timeout_s if readiness.state == "loading" or starting else grace_s
         if readiness.state in ("no-key", "wrong-model", "wrong-url") or waited >= limit:
-            if shown and not quiet:
-                sys.stdout.write("\n")
+            progress.end_line()
             raise BackendNotReady(not_ready_message(settings, readiness, waited))
-        if not quiet:
-            state = "loading the model" if readiness.state == "loading" else "not answering yet"
-            sys.stdout.write(f"\r⏳ Waiting for {settings.base_url}: {state} ({waited:.0f} s)…")
-            sys.stdout.flush()
-            shown = True
+        progress.waiting(readiness, starting, waited)
         return None
 
     # check() itself gives up at its limit, so the loop's own timeout is only a backstop.

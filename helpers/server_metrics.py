@@ -2,6 +2,12 @@
 
 Reads Prometheus metrics (llama.cpp `/metrics`, a NIM's `/v1/metrics`) and llama.cpp's `/slots`,
 so a lesson can show the server's side of a stream: still generating, or stopped.
+
+Names: llama.cpp's `llamacpp:*`; a NIM's as NVIDIA's observability page lists them, without a
+prefix (`generation_tokens_total`, `num_requests_running`, ... with a `model_name` label:
+https://docs.nvidia.com/nim/large-language-models/latest/observability.html); plain vLLM's with
+a `vllm:` prefix (https://docs.vllm.ai/en/latest/usage/metrics.html). A Python server also
+exports `process_start_time_seconds`, which tells one server process from another.
 """
 
 from __future__ import annotations
@@ -21,8 +27,17 @@ METRIC_NAMES = {
                             "vllm:prompt_tokens_total"),
     "requests_running": ("llamacpp:requests_processing", "num_requests_running",
                          "vllm:num_requests_running"),
+    "requests_waiting": ("llamacpp:requests_deferred", "num_requests_waiting",
+                         "vllm:num_requests_waiting"),
 }
+# What tells one server process from another (replicas behind one address, a restart): when
+# the process started, else when its token counter was created (prometheus_client's _created).
+INSTANCE_NAMES = ("process_start_time_seconds", "generation_tokens_created",
+                  "vllm:generation_tokens_created")
 METRICS_PATHS = ("/metrics", "/v1/metrics")  # llama.cpp, NIM
+# One client for every read (building one per call costs ~20 ms), but a new connection each
+# time: behind several replicas each read may land on another one, which the verdicts notice.
+_HTTP = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
 
 
 @dataclass(frozen=True)
@@ -31,8 +46,10 @@ class ServerMetrics:
 
     tokens_generated_total: float | None
     prompt_tokens_total: float | None
-    requests_running: float | None
+    requests_running: float | None  # a hint only: vLLM updates it on its next engine step
     source: str  # the URL they came from
+    requests_waiting: float | None = None
+    instance: float | None = None  # which server process answered (see INSTANCE_NAMES)
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -54,13 +71,14 @@ def read_metrics(settings: ConnectionSettings, timeout_s: float = 5.0) -> Server
     for path in METRICS_PATHS:
         url = settings.server_root + path
         try:
-            response = httpx.get(url, timeout=timeout_s)
+            response = _HTTP.get(url, timeout=timeout_s)
         except httpx.TransportError:
             return None
         if response.status_code == 200 and "# TYPE" in response.text:
             values = parse_metrics(response.text)
             return ServerMetrics(**{ours: _pick(values, theirs) for ours, theirs in
-                                    METRIC_NAMES.items()}, source=url)
+                                    METRIC_NAMES.items()}, source=url,
+                                 instance=_pick(values, INSTANCE_NAMES))
     return None
 
 
@@ -68,7 +86,7 @@ def server_json(settings: ConnectionSettings, path: str, timeout_s: float = 5.0)
     """The JSON a server answers at `path` under its root (llama.cpp's /props, /slots), or None
     when it is unreachable, answers with an error, or with something that is not JSON."""
     try:
-        response = httpx.get(settings.server_root + path, timeout=timeout_s)
+        response = _HTTP.get(settings.server_root + path, timeout=timeout_s)
     except httpx.TransportError:
         return None
     if response.status_code != 200:

@@ -107,7 +107,7 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
 
     With no NIM_BASE_URL but an NVIDIA_API_KEY, the hosted catalog is used. With neither, the
     offline server on this machine when it is running (`make server`), else the workshop NIM.
-    A key found only in .env is exported to the process so ChatNVIDIA picks it up too.
+    Called without `env`, it also applies `export_dotenv` (ChatNVIDIA reads the process).
     """
     environ = os.environ if env is None else env
     path = dotenv if dotenv is not None else find_dotenv()
@@ -126,8 +126,29 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
         if env is None and port_open(OFFLINE_PORT):  # a real process, not a test's env
             base_url, default_model = OFFLINE_BASE_URL, OFFLINE_MODEL_ID
     model = get("NIM_MODEL") or default_model
-    if env is None:  # what ChatNVIDIA reads from the process environment, taken from .env too
-        for name in EXPORTED_FROM_DOTENV:
-            if file_values.get(name) and name not in os.environ:
-                os.environ[name] = file_values[name]
+    if env is None:  # a real process: ChatNVIDIA reads the key and telemetry switch from it
+        export_dotenv(path)
     return ConnectionSettings(base_url=base_url.rstrip("/"), model=model, api_key=api_key)
+
+
+def export_dotenv(dotenv: Path | None = None) -> dict[str, str]:
+    """Copy what ChatNVIDIA reads from the process environment (the key, the telemetry switch)
+    from .env into os.environ, where the shell left it unset; returns what it copied. Every
+    model the kit builds goes through this (see `chat_model`), so .env counts the same way
+    everywhere."""
+    path = dotenv if dotenv is not None else find_dotenv()
+    values = read_dotenv(path) if path else {}
+    copied = {name: values[name] for name in EXPORTED_FROM_DOTENV
+              if values.get(name) and not os.environ.get(name)}
+    os.environ.update(copied)
+    return copied
+
+
+def chat_model(settings: ConnectionSettings, **fields):
+    """`ChatNVIDIA` for these settings, with .env's key and telemetry switch applied first.
+    `fields` go to the constructor (temperature, max_completion_tokens, timeout, ...)."""
+    from langchain_nvidia_ai_endpoints import ChatNVIDIA
+
+    export_dotenv()
+    key = {"api_key": settings.api_key} if settings.api_key else {}
+    return ChatNVIDIA(base_url=settings.base_url, model=settings.model, **key, **fields)

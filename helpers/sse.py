@@ -4,7 +4,8 @@ lessons are about exactly this format, so no library hides it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,35 @@ def sse_event(data: Any, event: str | None = None) -> str:
     lines = [f"event: {event}"] if event else []
     lines += [f"data: {line}" for line in text.split("\n")]
     return "\n".join(lines) + "\n\n"
+
+
+def sse_response(pieces: AsyncIterable[str], clock: Callable[[], float] = time.perf_counter):
+    """The SSE endpoint of notebook 6, reusable: a FastAPI `StreamingResponse` that sends one
+    `data: {"delta": ...}` event per piece of text as it comes, then `event: done` whose data
+    carries the server's own time to first token (`{"server_ttft_ms": ...}`, None without
+    text). An error becomes an `error` event (one paragraph) instead of a cut stream. When the
+    client hangs up, the framework cancels the response and `pieces` is closed."""
+    from fastapi.responses import StreamingResponse
+
+    from .friendly_errors import explain
+
+    async def events():
+        started, first_s = clock(), None
+        try:
+            async for piece in pieces:
+                if piece and first_s is None:
+                    first_s = clock() - started
+                yield sse_event({"delta": piece})
+            ttft_ms = None if first_s is None else round(first_s * 1000, 1)
+            yield sse_event({"server_ttft_ms": ttft_ms}, event="done")
+        except Exception as exc:  # tell the client, do not just hang up
+            yield sse_event(explain(exc), event="error")
+        finally:
+            aclose = getattr(pieces, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    return StreamingResponse(events(), media_type="text/event-stream")
 
 
 @dataclass(frozen=True)

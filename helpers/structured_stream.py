@@ -1,4 +1,6 @@
 """Pull complete, validated items out of a JSON array while its text is still streaming.
+(Notebook 5 writes the mechanism itself, `complete_items` and `stream_items`; this is the same,
+reusable, with arrays of plain values and a note for the item a stream cut off.)
 
 A model asked for `{"recommendations": [{...}, {...}, ...]}` sends that text a few characters at
 a time. `JsonArrayItems` watches the characters go by and hands back each element of the array

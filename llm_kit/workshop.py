@@ -21,10 +21,10 @@ import httpx
 import psutil
 
 from helpers.friendly_errors import KitError
-from helpers.readiness import check_ready
-from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings, load_settings
+from helpers.settings import ConnectionSettings
 from helpers.waiting import poll_until
 
+from .backend import configured_backend, pick_backend
 from .offline.paths import run_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,30 +38,11 @@ NEWS = "@jupyterlab/apputils-extension:announcements"  # fetches news from the i
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-def configured_backend(env: dict[str, str] | None = None) -> ConnectionSettings | None:
-    """The NIM or hosted backend the user configured, or None (use the offline server)."""
-    environ = dict(os.environ if env is None else env)
-    settings = load_settings(env=environ)
-    explicitly_set = bool(environ.get("NIM_BASE_URL") or environ.get("NVIDIA_API_KEY"))
-    dotenv_set = settings.base_url != "http://llama:8000/v1" or settings.api_key
-    if not (explicitly_set or dotenv_set):
-        return None
-    return settings
-
-
 def choose_backend(server_port: int) -> tuple[ConnectionSettings, bool]:
-    """(settings, start_offline): a reachable configured backend, else the offline server."""
-    configured = configured_backend()
-    if configured is not None:
-        readiness = check_ready(configured)
-        if readiness.state in ("ready", "loading"):
-            print(f"Using the configured backend: {configured.base_url} ({configured.model})")
-            return configured, False
-        print(f"The configured backend {configured.base_url} is not usable ({readiness.state}); "
-              "falling back to the offline model.")
-    offline = ConnectionSettings(base_url=f"http://127.0.0.1:{server_port}/v1",
-                                 model=OFFLINE_MODEL_ID)
-    return offline, True
+    """(settings, start_offline): what `make workshop` would use (`pick_backend`), starting
+    nothing."""
+    chosen = pick_backend(server_port, configured_backend())
+    return chosen.settings, not chosen.configured
 
 
 def lab_command(port: int, ip: str, instructor: bool = False) -> list[str]:
@@ -119,10 +100,9 @@ def run_workshop(lab_port: int = 8888, lab_ip: str | None = None, server_port: i
     """Start what is needed, print the URL, and stop it all on Ctrl-C, SIGTERM or SIGHUP."""
     from helpers.ports import port_is_free
 
-    from .offline import server_status, start_server, stop_server
-
     ip = lab_ip or os.environ.get("KIT_LAB_IP", "127.0.0.1")
-    settings, want_offline = choose_backend(server_port)
+    backend = pick_backend(server_port, configured_backend())
+    settings = backend.settings
     if dry_run:
         print(f"backend: {settings.backend} {settings.base_url} {settings.model}")
         print("jupyterlab: " + " ".join(lab_command(lab_port, ip, instructor)))
@@ -130,21 +110,16 @@ def run_workshop(lab_port: int = 8888, lab_ip: str | None = None, server_port: i
     if not port_is_free(ip if ip != "0.0.0.0" else "127.0.0.1", lab_port):
         raise KitError(f"Port {lab_port} is taken; run `make workshop KIT_LAB_PORT=8890`.")
     previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
-    started_server, lab = False, None
+    server, lab = contextlib.ExitStack(), None
     try:
-        if want_offline:
-            if server_status(server_port).running:
-                print(f"Reusing the offline server already running on port {server_port}.")
-            else:
-                start_server(port=server_port)
-                started_server = True
+        server.enter_context(backend)  # reuses or starts the offline server when that is the choice
         lab, url, log = _start_lab(settings, lab_port, ip, instructor)
         print("\n" + "=" * 72)
         print(f"JupyterLab is running with backend '{settings.backend}' ({settings.model})"
               + (", instructor tools on." if instructor else "."))
         print(f"Open: {url}")
         print("Press Ctrl-C here to stop JupyterLab" +
-              (" and the offline model server." if started_server else "."))
+              (" and the offline model server." if backend.started else "."))
         print(f"JupyterLab log: {log}")
         print("=" * 72, flush=True)
         while lab.poll() is None:
@@ -158,8 +133,7 @@ def run_workshop(lab_port: int = 8888, lab_ip: str | None = None, server_port: i
             signal.signal(sig, signal.SIG_IGN)
         if lab is not None:
             _stop_lab(lab)
-        if started_server:
-            stop_server(server_port)
+        server.close()  # stops the offline server if it was started here
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

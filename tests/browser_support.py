@@ -16,8 +16,9 @@ from pathlib import Path
 import httpx
 
 from helpers.ports import free_port
+from helpers.settings import OFFLINE_MODEL_ID
 
-from conftest import REPO
+from support import REPO, assert_none_left
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -62,6 +63,17 @@ def processes_mentioning(marker: str) -> dict[int, str]:
     return {pid: cmd for pid, (_, cmd) in _live_processes().items() if marker in cmd}
 
 
+def assert_nothing_left(before: set[int], folder: Path) -> None:
+    """Nothing a browser test started outlives it: no new descendant of this process (JupyterLab,
+    its kernels, chromium, the Playwright driver) and no process naming its temporary folder."""
+    def left() -> dict[int, str]:
+        found = {pid: cmd for pid, cmd in descendants().items() if pid not in before}
+        found.update(processes_mentioning(str(folder)))
+        return found
+
+    assert_none_left(left, "processes left behind")
+
+
 @contextlib.contextmanager
 def jupyterlab(root: Path, state: Path, server_url: str):
     """JupyterLab on a free 127.0.0.1 port with a random token; everything stopped after."""
@@ -72,7 +84,7 @@ def jupyterlab(root: Path, state: Path, server_url: str):
     (settings / "notification.jupyterlab-settings").write_text(  # no news pop-up, no network
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     env = dict(os.environ, JUPYTER_TOKEN=token, NIM_BASE_URL=server_url,
-               NIM_MODEL="smollm2-135m-instruct",
+               NIM_MODEL=OFFLINE_MODEL_ID,
                JUPYTERLAB_SETTINGS_DIR=str(state / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(state / "workspaces"),
                JUPYTER_RUNTIME_DIR=str(state / "runtime"))

@@ -1,54 +1,60 @@
-"""Shared fixtures: one real offline llama-server for the whole session, notebook runners."""
+"""Shared fixtures (one real offline llama-server for the whole session) and the tier rule: a
+test's marker is the name of its folder, tests/<tier>/."""
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from helpers.settings import OFFLINE_MODEL_ID
 
-
-def require(condition: bool, reason: str) -> None:
-    """Skip locally when a prerequisite is missing, but fail under CI=true (nothing skips in CI)."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"prerequisite missing under CI: {reason}")
-    pytest.skip(reason)
-
-
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "server", "browser")
 SERVER_FIXTURES = {"offline_server", "llm"}
-# Tests that start Jupyter kernels, nbgrader or JupyterLab (seconds each): the middle tier.
-INTEGRATION_MODULES = {"test_release_sync", "test_workshop", "test_display_in_kernel"}
-INTEGRATION_TESTS = ("test_fault_in_a_kernel", "test_nbgrader_lab_extension")
+NO_SERVER_TIERS = ("unit", "integration")
 
 
-def _parameter_uses_server(item) -> bool:
-    """A parametrised row (a function, as in the fault matrix) that fetches the server fixture
-    with request.getfixturevalue or starts a server of its own."""
-    callspec = getattr(item, "callspec", None)
-    for value in (callspec.params.values() if callspec else ()):
-        if inspect.isfunction(value):
-            source = inspect.getsource(value)
-            if '"offline_server"' in source or "start_server(" in source:
-                return True
-    return False
+def tier_of(item) -> str | None:
+    """The tier folder a test lives in (None outside tests/<tier>/)."""
+    parts = Path(item.path).resolve().relative_to(TESTS).parts
+    return parts[0] if len(parts) > 1 and parts[0] in TIERS else None
+
+
+def _wrong_tier(item, fixtures) -> str | None:
+    used = sorted(SERVER_FIXTURES & set(fixtures))
+    tier = tier_of(item)
+    if used and tier in NO_SERVER_TIERS:
+        return (f"{item.nodeid} uses the model server ({', '.join(used)}) but lives in tests/{tier}/: "
+                f"move it to tests/server/ (or tests/browser/ if it drives chromium)")
+    return None
 
 
 def pytest_collection_modifyitems(items):
-    """Mark the tiers so `make test-fast` runs only the unit tier: every test that uses the
-    real model server is a `server` test and every one that starts Jupyter machinery an
-    `integration` test, whether or not its file says so."""
+    """Mark every test with its folder's tier; `-m server` and the like select by folder."""
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) or _parameter_uses_server(item):
-            item.add_marker(pytest.mark.server)
-        module = item.module.__name__ if getattr(item, "module", None) else ""
-        if module in INTEGRATION_MODULES or item.name.startswith(INTEGRATION_TESTS):
-            item.add_marker(pytest.mark.integration)
+        tier = tier_of(item)
+        if tier is None:
+            raise pytest.UsageError(f"{item.nodeid}: test files live in tests/<tier>/, one of {TIERS}")
+        item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A unit or integration test that asks for the model server fails before it starts one."""
+    wrong = _wrong_tier(item, getattr(item, "fixturenames", ()))
+    if wrong:
+        pytest.fail(wrong, pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _tier_cannot_lie(request):
+    """The same rule for the server fetched at run time (request.getfixturevalue)."""
+    yield
+    wrong = _wrong_tier(request.node, request.fixturenames)
+    if wrong:
+        pytest.fail(wrong, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -58,28 +64,34 @@ def offline_server():
     Exports NIM_BASE_URL/NIM_MODEL so notebooks and subprocesses use it.
     """
     from helpers.ports import free_port
-    from llm_kit.offline import server_status, start_server, stop_server
+    from llm_kit.backend import pick_backend
 
     port = int(os.environ.get("KIT_TEST_SERVER_PORT") or free_port())
-    reuse = server_status(port).running  # a developer may keep one running between runs
-    status = server_status(port) if reuse else start_server(port=port, quiet=True)
-    saved = {k: os.environ.get(k) for k in ("NIM_BASE_URL", "NIM_MODEL", "NVIDIA_API_KEY")}
-    os.environ["NIM_BASE_URL"] = status.base_url
-    os.environ["NIM_MODEL"] = "smollm2-135m-instruct"
-    os.environ.pop("NVIDIA_API_KEY", None)
-    yield status
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    if not reuse:
-        stop_server(port, quiet=True)
+    # reused when running there (a developer may keep one between runs), else started and stopped
+    with pick_backend(port, say=None) as backend:
+        status = backend.server
+        saved = {k: os.environ.get(k) for k in ("NIM_BASE_URL", "NIM_MODEL", "NVIDIA_API_KEY")}
+        os.environ["NIM_BASE_URL"] = status.base_url
+        os.environ["NIM_MODEL"] = OFFLINE_MODEL_ID
+        os.environ.pop("NVIDIA_API_KEY", None)
+        yield status
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
 def llm(offline_server):
     from langchain_nvidia_ai_endpoints import ChatNVIDIA
 
-    return ChatNVIDIA(base_url=offline_server.base_url, model="smollm2-135m-instruct",
-                      temperature=0)
+    return ChatNVIDIA(base_url=offline_server.base_url, model=OFFLINE_MODEL_ID, temperature=0)
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No backend configured and no .env in sight (the working directory is empty)."""
+    for name in ("NIM_BASE_URL", "NIM_MODEL", "NVIDIA_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)

@@ -14,7 +14,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-REPO = Path(__file__).resolve().parent.parent
+from support import REPO, assert_none_left
 
 
 @dataclass
@@ -155,12 +155,7 @@ def processes_with_marker(marker: str) -> list[tuple[int, list[str]]]:
 
 def assert_nothing_left_behind(marker: str, timeout_s: float = 20.0) -> None:
     """No process started by the notebook's kernel (Ray's above all) outlives it."""
-    deadline = time.monotonic() + timeout_s
-    left = processes_with_marker(marker)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.5)
-        left = processes_with_marker(marker)
-    assert not left, f"processes left behind: {left}"
+    assert_none_left(lambda: processes_with_marker(marker), "processes left behind", timeout_s)
 
 
 def reported(executed: Executed, mark: str) -> dict:

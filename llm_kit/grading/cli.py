@@ -14,18 +14,12 @@ from . import course
 
 @contextlib.contextmanager
 def offline_backend(port: int):
-    """Grading always runs against the offline server; start one if none is running."""
-    from ..offline import server_status, start_server, stop_server
+    """Grading always runs against the offline server: the one on `port`, or one started for
+    the grading (and stopped afterwards). Yields its base URL."""
+    from ..backend import pick_backend
 
-    started = False
-    if not server_status(port).running:
-        start_server(port=port, quiet=True)
-        started = True
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        if started:
-            stop_server(port, quiet=True)
+    with pick_backend(port, say=None) as backend:
+        yield backend.settings.base_url
 
 
 def _release(args) -> int:
@@ -94,11 +88,12 @@ def _validate(args) -> int:
 
     if not args.notebook:
         raise KitError("Name the notebook to check: `make validate NB=notebooks/02_….ipynb`.")
-    from ..workshop import configured_backend
+    from ..backend import configured_backend, pick_backend
 
-    offline = args.offline or configured_backend() is None  # no NIM or key: use the offline model
-    with offline_backend(args.server_port) if offline else contextlib.nullcontext() as url:
-        env = course.grading_env(url, OFFLINE_MODEL_ID) if url else dict(os.environ)
+    configured = None if args.offline else configured_backend()  # no NIM or key: offline
+    with pick_backend(args.server_port, configured) as backend:
+        env = (dict(os.environ) if backend.configured
+               else course.grading_env(backend.settings.base_url, OFFLINE_MODEL_ID))
         return validate_notebook(Path(args.notebook), env=env)
 
 

@@ -17,7 +17,7 @@ import psutil
 
 from helpers.friendly_errors import KitError
 from helpers.ports import free_port, port_is_free
-from helpers.settings import OFFLINE_MODEL_ID
+from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings
 from helpers.waiting import poll_until
 
 from .config import DEFAULT_PARALLEL, DEFAULT_PORT, ENGINE_MODULE
@@ -209,15 +209,16 @@ def exec_foreground(port: int = DEFAULT_PORT, host: str = "127.0.0.1",
 
 @contextlib.contextmanager
 def model_endpoint(env: dict | None = None):
-    """Yield (base_url, model): NIM_BASE_URL/NIM_MODEL when set, else a fresh offline server
-    on a free port that is stopped afterwards (for benchmarks and scripts)."""
+    """Yield (base_url, model): NIM_BASE_URL/NIM_MODEL when set and answering, else a fresh
+    offline server on a free port that is stopped afterwards (for benchmarks and scripts).
+    Which one it is goes to stderr."""
+    from ..backend import pick_backend
+
     environ = os.environ if env is None else env
+    configured = None
     if environ.get("NIM_BASE_URL"):
-        yield environ["NIM_BASE_URL"].rstrip("/"), environ.get("NIM_MODEL", OFFLINE_MODEL_ID)
-        return
-    port = free_port()
-    status = start_server(port=port, quiet=True)
-    try:
-        yield status.base_url, OFFLINE_MODEL_ID
-    finally:
-        stop_server(port, quiet=True)
+        configured = ConnectionSettings(base_url=environ["NIM_BASE_URL"].rstrip("/"),
+                                        model=environ.get("NIM_MODEL", OFFLINE_MODEL_ID))
+    with pick_backend(free_port(), configured,
+                      say=lambda message: print(message, file=sys.stderr)) as backend:
+        yield backend.settings.base_url, backend.settings.model

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import httpx
 
-from helpers.friendly_errors import explain
 from helpers.readiness import check_ready, served_models
 from helpers.server_activity import RequestPeak
 from helpers.server_metrics import ServerMetrics, busy_slots, read_metrics
-from helpers.settings import ConnectionSettings
+from helpers.settings import ConnectionSettings, chat_model
 from helpers.streaming import StreamResult, stream_print
 from helpers.timing import compare, time_call
 
-from .table import Check, failed, passed, skipped
+from .lessons import check_cached_tokens, check_stop_seen, check_structured_output
+from .table import Check, call_failed, error_text, failed, passed, skipped
 
 STATES = ("California", "Texas", "New York", "Florida", "Illinois", "Ohio")
 QUESTIONS = [f"What is the capital of {state}?" for state in STATES]  # notebook 02's batch
@@ -36,21 +36,13 @@ NEEDS_READY = "needs a ready server"
 
 def notebook_llm(settings: ConnectionSettings, answer_cap: int | None = None):
     """`ChatNVIDIA` as the notebooks construct it (the settings' answer cap unless one is given)."""
-    from langchain_nvidia_ai_endpoints import ChatNVIDIA
-
     cap = answer_cap or settings.max_answer_tokens
     fields = {"max_completion_tokens": cap} if cap else {}
-    return ChatNVIDIA(base_url=settings.base_url, model=settings.model, temperature=0, **fields)
-
-
-def _short(exc: BaseException, limit: int = 110) -> str:
-    lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return chat_model(settings, temperature=0, **fields)
 
 
 def _call_failed(name: str, exc: BaseException, settings: ConnectionSettings) -> Check:
-    return failed(name, _short(exc), explain(exc, settings.base_url, settings.model))
+    return call_failed(name, exc, settings.base_url, settings.model)
 
 
 # --- the server ------------------------------------------------------------------------------
@@ -157,7 +149,7 @@ def capped_call(llm, **kwargs) -> CapResult:
     try:
         answer = llm.invoke(LONG_PROMPT, **kwargs)
     except Exception as exc:  # noqa: BLE001 - a rejection is what this call finds out
-        return CapResult(error=_short(exc, 60))
+        return CapResult(error=error_text(exc, 60))
     tokens = (answer.usage_metadata or {}).get("output_tokens")
     return CapResult(tokens=tokens, finish_reason=answer.response_metadata.get("finish_reason"))
 
@@ -257,15 +249,17 @@ def check_ttft(settings: ConnectionSettings) -> Check:
 def run_checks(settings: ConnectionSettings, rounds: int = 3) -> list[Check]:
     """Every backend row, in table order (the cache-volume row is added by the caller)."""
     ready = check_readiness(settings)
-    later = ["model id", "invoke", "stream", "usage chunk", "batch", "answer cap", "server metrics",
-             "batch vs loop", "TTFT"]
+    later = ["model id", "invoke", "stream", "usage chunk", "batch", "answer cap", "structured",
+             "cached tokens", "server metrics", "Stop seen", "batch vs loop", "TTFT"]
     if ready.failed:
         return [ready, *(skipped(name, NEEDS_READY) for name in later)]
     before = read_metrics(settings) if settings.backend != "hosted" else None
     llm = notebook_llm(settings)
     rows = [ready, check_model_listed(settings), check_invoke(llm, settings),
             *check_stream(llm, settings), check_batch(llm, settings),
-            check_answer_cap(llm, settings), check_metrics(settings, before)]
+            check_answer_cap(llm, settings), check_structured_output(llm),
+            check_cached_tokens(llm, settings), check_metrics(settings, before),
+            check_stop_seen(llm, settings)]
     if rounds < 1:
         rows += [skipped(name, "not measured (--rounds 0)") for name in ("batch vs loop", "TTFT")]
     else:

@@ -1,0 +1,297 @@
+"""What notebooks 4-8 measure, asserted from their run against the real offline server
+(tests/test_notebooks.py checks that every notebook runs clean and leaves nothing behind)."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import subprocess
+import sys
+import uuid
+
+import nbformat
+
+from helpers.ray_processes import looks_like_ray
+from llm_kit.offline.config import DEFAULT_PARALLEL
+
+from notebook_runner import (
+    assert_nothing_left_behind,
+    assert_plateau_at_the_slots,
+    execute,
+    number,
+    processes_with_marker,
+    run_notebook,
+)
+from support import REPO
+
+ADVANCED = ["04_streams_as_generators", "06_serving_streams", "08_async_and_concurrency",
+            "05_structured_streaming", "07_batching_in_a_service"]
+
+
+def _source(cell) -> str:
+    return cell.source if isinstance(cell.source, str) else "".join(cell.source)
+
+
+def run(folder: str, name: str, capsys):
+    """The session's one run of notebooks/<name> or solutions/<name>, and its process marker."""
+    with capsys.disabled():
+        executed = run_notebook(folder, name)
+    return executed, executed.marker
+
+
+def tagged_text(executed, tag: str) -> str:
+    return executed.tagged_text(tag)
+
+
+WATCH = re.compile(r"^(?P<label>.+?): (?P<tokens>\d+) tokens generated in \d+\.\d s, "
+                   r"(?P<running>\d+) request\(s\) running at the end → (?P<verdict>still generating|idle)$",
+                   re.M)
+
+
+def watches(text: str) -> dict[str, tuple[int, int, str]]:
+    """{label: (tokens generated, requests running at the end, verdict)} from watch_server lines."""
+    return {m["label"]: (int(m["tokens"]), int(m["running"]), m["verdict"]) for m in WATCH.finditer(text)}
+
+
+CHILD = "print('ready', flush=True); import time; time.sleep(60)"
+
+
+def test_marker_scan_finds_a_child_process_and_looks_like_ray_knows_ray():
+    marker = f"kit-scan-{uuid.uuid4().hex}"
+    # The child says "ready" once it runs its own code: by then its exec is over, and
+    # /proc/<pid>/environ shows the environment it was given (mid-exec it may show none).
+    child = subprocess.Popen([sys.executable, "-c", CHILD], env=dict(os.environ, KIT_RUN_MARKER=marker),
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        said, _, _ = select.select([child.stdout], [], [], 60)
+        assert said and child.stdout.readline() == "ready\n", "the child did not start within 60 s"
+        assert [pid for pid, _ in processes_with_marker(marker)] == [child.pid]
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+        child.stdout.close()
+    assert processes_with_marker(marker) == []  # reaped by wait(): gone from /proc
+    assert looks_like_ray(["/x/ray/core/src/ray/gcs/gcs_server", "--node-ip-address=127.0.0.1"])
+
+
+def test_generators_notebook_pipes_the_stream_and_stops_early(offline_server, capsys):
+    executed, _ = run("solutions", ADVANCED[0], capsys)
+    piped = tagged_text(executed, "stream-pipeline")
+    body = piped.split("──", 2)[-1].split("[first token")[0].strip()
+    assert len(body) > 20 and "[first token" in piped, "the piped stream's text is saved"
+    stopped = tagged_text(executed, "stream-pipeline-stop")
+    read = number(r"chunks read from the server: (\d+)", stopped)
+    assert 1 <= read <= 40, f"islice took 12 words and read {read} chunks: the stages pulled on"
+    assert watches(stopped)["after islice, pipeline dropped"][2] == "idle"
+
+
+def test_structured_streaming_notebook_shows_each_card_before_the_answer_ends(offline_server, capsys):
+    executed, _ = run("solutions", ADVANCED[3], capsys)
+    whole = tagged_text(executed, "structured-whole")
+    assert "✔ the answer follows the schema: 3 recommendations" in whole, whole
+    cached = number(r"of them from the server's cache: (\d+);", whole)
+    assert cached > 0, "the one-token call read the prompt first, and llama.cpp reports its cache"
+    cards = tagged_text(executed, "structured-live")
+    rendered = int(re.search(r"recommendations rendered: (\d+)", cards).group(1))
+    assert rendered >= 2, cards
+    assert cards.count("shown after") == rendered and "**#1 · " in cards
+    side = tagged_text(executed, "structured-side-by-side")
+    first = number(r"first card on screen after (\d+\.\d+) s streamed", side)
+    streamed_all = number(r"all cards after (\d+\.\d+) s", side)
+    not_streamed = number(r"(\d+\.\d+) s without", side)
+    # the same request: its first card came long before its last (side by side, one run)
+    assert first < 0.8 * streamed_all, side
+    assert first < not_streamed, f"the first card should come before the whole non-streamed answer:\n{side}"
+    print(f"\nfirst card {first:.2f} s, all cards {streamed_all:.2f} s, not streamed {not_streamed:.2f} s")
+    picks = tagged_text(executed, "structured-top-picks")
+    assert picks.count("shown after") == 2 and "cards on the page: 2;" in picks, picks
+    counts = re.search(r"tokens read: (\d+) of the ranking's (\d+)", picks)
+    read, whole_tokens = int(counts.group(1)), int(counts.group(2))
+    assert "top_picks closed the stream while the answer was still coming" in picks, picks
+    tokens, running, verdict = watches(picks)["after the close"]
+    assert verdict == "idle" and running == 0 and tokens <= 5, (
+        f"top_picks closed the stream, yet the server made {tokens} tokens more")
+    left = whole_tokens - read
+    assert left >= 5, "the third item was still to come when the page was full: there was work to cancel"
+    assert (f"→ the server stopped: {tokens} tokens generated after the close, where about {left} "
+            "were left to write") in picks
+
+
+def test_structured_streaming_notebook_says_when_the_answer_ends_before_the_close(offline_server):
+    """As on a GPU, where a short answer can be over before `top_picks` closes it: with a cap of
+    30 tokens (through the settings, as autograding caps answers) the ranking ends inside its
+    second item. The notebook must say the answer broke the schema because of the cap, show the
+    one card that was complete, and say there was nothing to cancel instead of claiming a stop."""
+    marker = f"kit-run-{uuid.uuid4().hex}"
+    executed = execute(REPO / "solutions" / "05_structured_streaming.ipynb", timeout_s=300,
+                       workdir=REPO / "solutions",
+                       env={"KIT_ANSWER_CAP": "30", "KIT_DISPLAY": "plain", "KIT_RUN_MARKER": marker})
+    assert executed.error is None, executed.error
+    whole = executed.tagged_text("structured-whole")
+    assert "✗ The answer does not follow the schema" in whole, whole
+    assert "it reached its cap of 30 tokens before the JSON was complete" in whole, whole
+    cards = executed.tagged_text("structured-live")
+    rendered = int(re.search(r"recommendations rendered: (\d+)", cards).group(1))
+    assert 0 < rendered < 3 and cards.count("shown after") == rendered, cards
+    picks = executed.tagged_text("structured-top-picks")
+    assert "nothing was left to cancel" in picks, picks
+    assert "after the close" not in picks and "the server stopped" not in picks, picks
+    assert_nothing_left_behind(marker)
+
+
+def test_generators_notebook_shows_break_keeps_the_server_busy_and_close_stops_it(offline_server, capsys):
+    executed, _ = run("solutions", ADVANCED[0], capsys)
+    tokens, running, verdict = watches(tagged_text(executed, "stream-break"))[
+        "after break, stream still referenced"]
+    assert verdict == "still generating" and running >= 1 and tokens >= 5
+    stopped = watches(tagged_text(executed, "stream-closed"))
+    assert set(stopped) == {"after stream.close()", "after a `with closing(...)` block",
+                            "after a stream that ran to its end"}
+    for label, (after, running_after, verdict_after) in stopped.items():
+        assert verdict_after == "idle" and running_after == 0, label
+        assert after <= max(3, tokens / 4), f"{label}: {after} tokens, the open stream made {tokens}"
+    # Stop from another thread: the flag is set, the reading thread leaves and closes the stream
+    flagged = tagged_text(executed, "stop-from-a-thread")
+    assert re.search(r"^Stop: the reading thread left after \d+ chunks and closed the stream$", flagged,
+                     re.M), flagged
+    after, running_after, verdict_after = watches(flagged)["after Stop, closed by the reading thread"]
+    assert verdict_after == "idle" and running_after == 0, flagged
+    assert after <= max(3, tokens / 4), f"{after} tokens after Stop, the open stream made {tokens}"
+
+
+def test_serving_notebook_streams_chats_and_shuts_down(offline_server, capsys):
+    from helpers.ports import port_open
+
+    executed, _ = run("solutions", ADVANCED[1], capsys)
+    sse = tagged_text(executed, "sse-client")
+    seen = re.search(r"SSE chunks received: (\d+), at (\d+) distinct times", sse)
+    chunks, distinct = int(seen.group(1)), int(seen.group(2))
+    assert chunks >= 2 and distinct >= 2, "the client saw the answer arrive in pieces, at different times"
+    hang_up_text = tagged_text(executed, "sse-hang-up")
+    hang_up = watches(hang_up_text)
+    tokens, running, verdict = hang_up["client connected, not reading"]
+    assert verdict == "still generating" and running >= 1 and tokens >= 5, hang_up_text
+    after, running_after, verdict_after = hang_up["after the client hung up"]
+    assert verdict_after == "idle" and running_after == 0 and after <= max(3, tokens / 4)
+    noticed = re.search(r"hang-ups the endpoint noticed so far: (\[.*\])", hang_up_text)
+    assert noticed and "'Write a long essay about the history of bread.'" in noticed.group(1)
+    # the sentence the notebook prints is the one its own measurements support
+    assert outcome(hang_up_text).startswith("The hang-up cancelled the endpoint mid-answer"), hang_up_text
+    assert "the cancellation reached the model server and its work stopped" in outcome(hang_up_text)
+    chat = tagged_text(executed, "ws-chat")
+    assert chat.count("[end of answer") == 3
+    assert "5 messages in this connection's history" in chat  # the second turn saw the first
+    assert "server thread alive: False" in tagged_text(executed, "server-stop")
+    every_output = "\n".join(executed.text_of(c) for c in executed.notebook.cells if c.cell_type == "code")
+    port = int(re.search(r"serving at http://127\.0\.0\.1:(\d+)", every_output).group(1))
+    assert not port_open(port), "the clean-up freed the endpoint's port"
+
+
+def outcome(text: str) -> str:
+    """The hang-up's one-sentence outcome, as the notebook prints it (after an arrow)."""
+    found = re.search(r"^→ (.+)$", text, re.M)
+    assert found, f"no outcome line in:\n{text}"
+    return found.group(1)
+
+
+def test_serving_notebook_says_so_when_the_answer_ends_before_the_hang_up(offline_server):
+    """As on a GPU, where an answer can be over before the client hangs up: a cap of 2 tokens
+    (through the settings, as autograding caps answers) ends the answer before the client has
+    read its six lines, so there is nothing to cancel, and the notebook must say so instead of
+    claiming a cancellation. Runs the notebook up to the hang-up, then its clean-up."""
+    text = run_until_hang_up("06_serving_streams", "sse-hang-up", cap=2).tagged_text("sse-hang-up")
+    assert re.search(r"asking for up to \d+ tokens, capped at 2$", text, re.M), text
+    assert outcome(text).startswith("Nothing to cancel: the answer was complete before the client"), text
+    noticed = re.search(r"hang-ups the endpoint noticed so far: (\[.*\])", text).group(1)
+    assert "history of bread" not in noticed, "the endpoint ran to its end: no hang-up to notice"
+    assert "cancelled the endpoint" not in text and "reached the model server" not in text
+
+
+def run_until_hang_up(name: str, hang_up_tag: str, cap: int):
+    """solutions/<name> up to the cell tagged `hang_up_tag`, then its clean-up (tag server-stop),
+    in a fresh kernel whose answer cap (KIT_ANSWER_CAP) is `cap`; nothing may fail or stay behind."""
+    notebook = nbformat.read(REPO / "solutions" / f"{name}.ipynb", as_version=4)
+    cells = notebook.cells
+    last = next(i for i, c in enumerate(cells) if hang_up_tag in c.metadata.get("tags", []))
+    notebook.cells = cells[: last + 1] + [c for c in cells if "server-stop" in c.metadata.get("tags", [])]
+    marker = f"kit-run-{uuid.uuid4().hex}"
+    executed = execute(notebook, timeout_s=300, workdir=REPO / "solutions",
+                       env={"KIT_ANSWER_CAP": str(cap), "KIT_DISPLAY": "plain", "KIT_RUN_MARKER": marker})
+    assert executed.error is None, executed.error
+    assert "server thread alive: False" in executed.tagged_text("server-stop")
+    assert_nothing_left_behind(marker)
+    return executed
+
+
+def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offline_server, capsys):
+    executed, _ = run("solutions", "07_batching_in_a_service", capsys)
+    one_call = tagged_text(executed, "one-call")
+    rows = re.findall(r"^(4 calls of 1 prompt|1 call of 4 prompts) +first tokens after "
+                      r"(\d+\.\d+)–(\d+\.\d+) s, last token after (\d+\.\d+) s · "
+                      r"requests running at once in the server: (\d+)$",
+                      one_call, re.M)
+    assert [label for label, *_ in rows] == ["4 calls of 1 prompt", "1 call of 4 prompts"] * 2, one_call
+    # the server's own report: the one call became one request per prompt, as separate calls do
+    assert {int(peak) for *_, peak in rows} == {4}, one_call
+    lasts = {label: min(float(last) for lbl, _, _, last, _ in rows if lbl == label) for label, *_ in rows}
+    ratio = number(r"→ one call of 4 took (\d+\.\d+)× the time of 4 calls", one_call)
+    assert abs(ratio - lasts["1 call of 4 prompts"] / lasts["4 calls of 1 prompt"]) < 0.05
+    verdict = ("about the same" if 0.8 <= ratio <= 1.25 else
+               "the one call was faster" if ratio < 0.8 else "the one call was slower")
+    assert one_call.rstrip().endswith(verdict), one_call
+    assert ratio < 1.5, f"one call of a group should not be slower beyond noise:\n{one_call}"
+    batched = tagged_text(executed, "micro-batcher")
+    groups = [int(n) for n in re.search(r"groups sent to the model: \[([\d, ]+)\]", batched)
+              .group(1).split(", ")]
+    assert groups == [3, 2], f"five at once, at most three per group:\n{batched}"
+    answers = re.findall(r"^The capital of \w+ is +group (\d): first text after (\d+\.\d+) s → \S.+$",
+                         batched, re.M)
+    assert [int(g) for g, _ in answers] == [1, 1, 1, 2, 2], batched
+    waited = min(float(t) for g, t in answers if g == "2")
+    without = number(r"without the batcher, the same 5 as 5 calls at once: first texts after "
+                     r"\d+\.\d+–(\d+\.\d+) s", batched)
+    assert waited > max(float(t) for g, t in answers if g == "1"), "the second group waited out the window"
+    assert without < waited, f"without the batcher every request starts at once:\n{batched}"
+    ray_start = tagged_text(executed, "ray-start")
+    assert re.search(r"first answer from Ray Serve: '\S.*' \(first text after \d+\.\d+ s\)", ray_start)
+    ray_answers = tagged_text(executed, "ray-clients")
+    assert len(re.findall(r"^The capital of \w+ is +first text after \d+\.\d+ s → \S.+$", ray_answers,
+                          re.M)) == 4, ray_answers
+    sizes = [int(n) for n in re.search(r"group sizes the replica saw: \[([\d, ]+)\]", ray_answers)
+             .group(1).split(", ")]
+    assert sum(sizes) == 5 and max(sizes) <= 4, "Ray grouped the first answer and the four clients"
+    assert re.search(r"Ray processes left: 0; port \d+ open: False", tagged_text(executed, "ray-stop"))
+    planned = tagged_text(executed, "plan-vs-batcher")
+    assert f"group sizes by your rule: {groups}; sent by the batcher: {groups}" in planned
+    calls = [int(n) for n in re.findall(r"window +\d+ ms: +(\d+) calls", planned)]
+    assert calls == [20, 10, 3], "a longer window, fewer calls to the model"
+
+
+def test_async_notebook_gathers_sweeps_and_survives_failures(offline_server, capsys):
+    executed, _ = run("solutions", ADVANCED[2], capsys)
+    streamed = tagged_text(executed, "astream")
+    assert streamed.count("|") >= 3 and len(streamed.replace("|", "").strip()) > 3
+    board = tagged_text(executed, "gather-board")
+    for state in ("California", "Texas", "New York"):
+        assert f"── What is the capital of {state}? ──\n" in board
+    assert board.count("[first token") == 3
+    sweep = tagged_text(executed, "sweep")
+    limits = rf"^batch's default thread pool here: \d+ threads; server slots: {DEFAULT_PARALLEL}$"
+    assert re.search(limits, sweep, re.M), sweep
+    assert_plateau_at_the_slots(sweep)
+    spared = tagged_text(executed, "batch-exceptions")
+    assert spared.startswith("without return_exceptions, the batch raised and kept no answer:"), spared
+    assert "2 of 6 failed (2 answered 429 by the proxy)" in spared
+    assert spared.count("✗ failed") == 2 and spared.count("✔ ") == 4, "the answers that worked are kept"
+    assert "rate-limiting you (HTTP 429" in spared
+    retried = tagged_text(executed, "retry")
+    assert "[429 answers: 2, calls passed on: 1]" in retried  # two real 429s, then the answer
+    assert "✗ gave up after 3 attempts: The server" in retried and "HTTP 429" in retried
+    assert "✗ not retried, it would fail again: The prompt is longer" in retried
+    assert number(r"⏱ a prompt that is too long: (\d+\.\d+) s", retried) < number(
+        r"⏱ two 429s, then an answer: (\d+\.\d+) s", retried), "no backoff for a permanent error"
+    assert "calls that reached the server: 2, answered 429 by the proxy: 5" in retried
+    fanned = tagged_text(executed, "fan-out")  # the exercise's fan-out on the real model
+    assert fanned.count("✔ ") == 3, fanned
+    assert "✗ The prompt is longer" in fanned, "offline: 2,048 tokens per request; kept as a failure"

@@ -1,0 +1,167 @@
+"""Notebook 9 runs top to bottom against the real offline server, and what it teaches holds in
+its own measurements: the two ITL definitions agree where each chunk is one token, throughput
+flattens at the slot count while TTFT and ITL grow, a longer prompt delays the first token, the
+server reports the repeated system prompt as cached. Every verdict it prints matches the numbers
+it printed it from. And a level of the sweep where every request was refused (HTTP 429, as the
+hosted catalog answers) shows up as failures, never as latency, without breaking the notebook."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from helpers.fault_injection import RateLimitingProxy
+
+from notebook_runner import assert_nothing_left_behind, execute, register_report, reported, run_notebook
+from support import REPO
+
+NAME = "09_latency_and_throughput"
+OFFLINE_SLOTS = 6  # llm-kit server start's default --parallel
+MARK = "MEASURED "
+# Appended to a copy of the notebook: reads the kernel's variables after the lesson ran.
+REPORT = f"""
+import json
+def _itls(r):
+    times = [t for t, text in zip(r.arrivals_s, r.chunk_texts) if text]
+    tokens = r.output_tokens or r.content_chunks
+    return {{"mean_gap_s": (times[-1] - times[0]) / (len(times) - 1),
+            "nvidia_s": (r.total_s - r.ttft_s) / (tokens - 1)}}
+print({MARK!r} + json.dumps({{
+    "slots": slots,
+    "levels": levels,
+    "first_run": [_itls(r) for r in first_run.answered],
+    "sweep": [{{"concurrency": r.concurrency, "requests": len(r.results), "answered": len(r.answered),
+               "aggregate_tokens_per_s": r.aggregate_tokens_per_s, "ttft_p50_s": r.ttft_p50_s,
+               "ttft_p95_s": r.ttft_p95_s, "itl_mean_s": r.itl_mean_s}} for r in runs],
+    "prefill": [{{"prompt_tokens": p.prompt_tokens, "ttft_s": p.ttft_s, "itl_mean_s": p.itl_mean_s}}
+                for p in prefill],
+    "cache": {{name: {{"prompt_tokens": t.prompt_tokens, "cached_tokens": t.cached_tokens,
+                      "ttft_s": t.ttft_s}} for name, t in (("cold", cold), ("warm", warm))}},
+}}))
+"""
+
+
+register_report(NAME, REPORT)  # the session runs the notebook once, with this cell
+
+
+@pytest.fixture(scope="module")
+def executed(offline_server):
+    return run_notebook("solutions", NAME)
+
+
+@pytest.fixture(scope="module")
+def measured(executed):
+    return reported(executed, MARK)
+
+
+def test_runs_clean_on_the_offline_backend_with_charts_as_images(executed, capsys):
+    with capsys.disabled():
+        print(f"\n⏱ solutions/{NAME}.ipynb executed in {executed.seconds:.1f} s")
+    assert executed.error is None, f"{NAME} failed: {executed.error}"
+    assert not executed.cells_with_errors()
+    text = "\n".join(executed.text_of(c) for c in executed.notebook.cells if c.cell_type == "code")
+    assert "Backend: the offline llama.cpp server" in text and "often wrong" in text
+    for tag in ("five-numbers", "sweep"):
+        outputs = [c for c in executed.notebook.cells if tag in c.metadata.get("tags", [])][0].outputs
+        assert any("image/png" in o.get("data", {}) for o in outputs), f"{tag}: no PNG chart saved"
+    assert "docs.nvidia.com/nim/benchmarking" in executed.tagged_text("reference")
+    assert "this sweep measures one server with 6 slots (from /props)" in executed.tagged_text("sweep")
+    assert "failed" not in executed.tagged_text("five-numbers").replace("0 failed", "")
+
+
+def test_both_itl_definitions_agree_where_a_chunk_is_one_token(executed, measured):
+    """The notebook prints the gaps' mean next to NVIDIA's (e2e - TTFT) / (tokens - 1) and says
+    they agree when each chunk carries one token, as llama.cpp's chunks do."""
+    assert len(measured["first_run"]) == 4
+    for itl in measured["first_run"]:
+        assert itl["nvidia_s"] == pytest.approx(itl["mean_gap_s"], rel=0.15), itl
+    shown = executed.tagged_text("five-numbers")
+    assert len(re.findall(r"ITL: mean gap +\d+\.\d ms \(\d+ gaps\), NVIDIA's +\d+\.\d ms", shown)) == 4
+
+
+def test_sweep_goes_past_the_slots_with_more_requests_than_slots(measured, capsys):
+    with capsys.disabled():
+        for s in measured["sweep"]:
+            print(f"  concurrency {s['concurrency']:>2}: {s['aggregate_tokens_per_s']:5.1f} tokens/s · "
+                  f"TTFT p50 {s['ttft_p50_s'] * 1000:5.0f} ms, p95 {s['ttft_p95_s'] * 1000:5.0f} ms · "
+                  f"ITL {s['itl_mean_s'] * 1000:5.1f} ms")
+        print(f"  cache: {measured['cache']} · prefill: {measured['prefill']}")
+    assert measured["slots"] == OFFLINE_SLOTS, "read from llama.cpp's /props total_slots"
+    sweep = measured["sweep"]
+    levels = [level["concurrency"] for level in sweep]
+    assert levels == measured["levels"]
+    assert levels[0] == 1 and OFFLINE_SLOTS in levels and levels[-1] >= 2 * OFFLINE_SLOTS
+    top = sweep[-1]
+    assert top["requests"] > OFFLINE_SLOTS
+    assert all(level["answered"] == level["requests"] for level in sweep), "every request answered"
+
+
+def test_throughput_rises_to_the_slots_then_plateaus(measured):
+    by_level = {level["concurrency"]: level for level in measured["sweep"]}
+    single = by_level[1]["aggregate_tokens_per_s"]
+    at_slots = by_level[OFFLINE_SLOTS]["aggregate_tokens_per_s"]
+    top = measured["sweep"][-1]["aggregate_tokens_per_s"]
+    # margins are wide: the machine is shared, the shape is what the lesson claims
+    assert at_slots > 1.3 * single, (
+        f"1 → {OFFLINE_SLOTS} in flight should raise tokens/s clearly: {single:.1f} → {at_slots:.1f}")
+    assert top < 1.5 * at_slots, f"past the slots tokens/s should flatten: {at_slots:.1f} → {top:.1f}"
+
+
+def test_latency_grows_with_load(measured):
+    sweep = measured["sweep"]
+    first, at_slots = sweep[0], next(s for s in sweep if s["concurrency"] == OFFLINE_SLOTS)
+    top = sweep[-1]
+    # past the slots, requests queue for a free slot: TTFT jumps
+    assert top["ttft_p50_s"] > 3 * at_slots["ttft_p50_s"], (at_slots, top)
+    assert top["ttft_p95_s"] >= top["ttft_p50_s"]
+    assert top["ttft_p95_s"] > 3 * first["ttft_p95_s"], (first, top)
+    # a decode step carrying several requests takes longer than one carrying one
+    assert top["itl_mean_s"] > 1.2 * first["itl_mean_s"], (first, top)
+
+
+def test_a_longer_prompt_delays_the_first_token_and_the_notebook_says_so(executed, measured):
+    prefill = measured["prefill"]
+    tokens = [p["prompt_tokens"] for p in prefill]
+    assert tokens == sorted(tokens) and tokens[-1] > 4 * tokens[0], tokens
+    growth = prefill[-1]["ttft_s"] / prefill[0]["ttft_s"]
+    assert growth > 2, prefill  # offline, on a CPU, prefill is slow enough to see
+    said = executed.tagged_text("prefill")
+    assert f"TTFT grew ×{growth:.1f} from {tokens[0]} to {tokens[-1]} prompt tokens" in said, said
+
+
+def test_the_repeated_system_prompt_is_reported_cached_and_the_notebook_says_so(executed, measured):
+    cold, warm = measured["cache"]["cold"], measured["cache"]["warm"]
+    assert cold["prompt_tokens"] > 300
+    assert warm["cached_tokens"] > 0.8 * warm["prompt_tokens"], "nearly the whole prompt was cached"
+    assert cold["cached_tokens"] < 0.2 * cold["prompt_tokens"], "the first request found nothing to reuse"
+    assert warm["ttft_s"] < cold["ttft_s"] / 2, (cold, warm)
+    said = executed.tagged_text("prefix-cache")
+    assert (f"→ the server reports {warm['cached_tokens']} of the second request's "
+            f"{warm['prompt_tokens']} prompt tokens as read from its cache") in said, said
+    assert f"→ the second request's first token came ×{cold['ttft_s'] / warm['ttft_s']:.1f} sooner" in said
+
+
+def test_a_level_where_every_request_was_refused_shows_failures_not_latency(offline_server):
+    """Through a proxy that answers the first 8 model calls with HTTP 429 (with Retry-After, as
+    a rate-limited API does): the first run's four streams and the whole first level of the
+    sweep are refused. The notebook must run to its end, count them as failed, time none of
+    them, and compute everything else from the requests that were answered."""
+    marker = f"kit-run-{uuid.uuid4().hex}"
+    with RateLimitingProxy(offline_server.base_url, reject=8) as proxy:
+        executed = execute(REPO / "solutions" / f"{NAME}.ipynb", timeout_s=300, workdir=REPO / "solutions",
+                           env={"NIM_BASE_URL": proxy.base_url, "KIT_DISPLAY": "plain",
+                                "KIT_RUN_MARKER": marker})
+        assert proxy.rejected == 8
+    assert executed.error is None, executed.error
+    assert not executed.cells_with_errors()
+    first = executed.tagged_text("five-numbers")
+    assert first.count("✗ failed:") == 4 and "0 answered, 4 failed" in first, first
+    sweep = executed.tagged_text("sweep")
+    assert re.search(r"^4 requests failed, counted in the column 'failed' and in no latency", sweep, re.M), sweep
+    level_one = re.search(r"^1 +4 +0 +4 +\d+\.\d+ +(\S+) +(\S+)", sweep, re.M)
+    assert level_one and level_one.groups() == ("NaN", "NaN"), f"no TTFT for refused requests:\n{sweep}"
+    assert "concurrency   1: every request failed" in executed.tagged_text("yours-vs-helper")
+    assert re.search(r"yours, 2 → 12: throughput ×\d", executed.tagged_text("reference"))
+    assert_nothing_left_behind(marker)

@@ -1,0 +1,44 @@
+"""The helper package's public API: what `__all__` lists is what the README lists, it all
+imports, and notebooks import their helpers from `helpers` itself, not from its submodules."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import helpers
+
+from support import REPO
+
+SUBMODULE_IMPORT = re.compile(r"^\s*from helpers\.(?!grading\b)([\w.]+) import", re.M)
+
+
+def readme_helper_names() -> set[str]:
+    """Names in backticks in the README's helper section (`name`, `name()`, `name(args)`)."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## The helper package", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"`([A-Za-z_]\w*)(?:\([^`]*\))?`", section))
+
+
+def test_every_public_name_imports():
+    missing = [name for name in helpers.__all__ if not hasattr(helpers, name)]
+    assert not missing
+    assert len(set(helpers.__all__)) == len(helpers.__all__), "a name is listed twice"
+
+
+def test_readme_lists_exactly_the_public_api():
+    listed = readme_helper_names()
+    assert set(helpers.__all__) - listed == set(), "in __all__ but not in the README"
+    named_helpers = {name for name in listed if hasattr(helpers, name)}
+    assert named_helpers - set(helpers.__all__) - {"__all__"} == set(), \
+        "in the README but not in __all__"
+
+
+def test_notebooks_import_helpers_from_the_package():
+    offenders = []
+    for path in sorted((REPO / "solutions").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                source = "".join(cell["source"])
+                offenders += [f"{path.name}: helpers.{m}" for m in SUBMODULE_IMPORT.findall(source)]
+    assert offenders == [], "import these from `helpers` (and export them there)"
