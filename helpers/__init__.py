@@ -24,7 +24,7 @@ from .readiness import Readiness, check_backend, check_ready, wait_until_ready
 from .server_activity import RequestPeak, ServerWatch, server_busy, watch_server, watches_chart
 from .server_metrics import ServerMetrics, busy_slots, read_metrics, requests_in_flight, server_slots
 from .settings import OFFLINE_CAVEAT, ConnectionSettings, load_settings
-from .sse import iter_sse_text, parse_sse, sse_event, sse_lines, sse_response
+from .sse import iter_sse_text, sse_lines, sse_response
 from .streaming import StreamResult, stream_print
 from .timing import Comparison, Sweep, Timer, compare, concurrency_sweep
 from .web_page import add_stream_page
@@ -46,7 +46,7 @@ __all__ = [
     "StreamBoard", "plot_timelines", "timelines_chart",
     # serving streams: SSE, a background server, Ray, the bridge, a web page
     "BackgroundServer", "add_stream_page", "free_port", "iter_sse_text",
-    "iterate_in_thread", "parse_sse", "port_open", "ray_processes", "resident_gb", "sse_event",
+    "iterate_in_thread", "port_open", "ray_processes", "resident_gb",
     "sse_lines", "sse_response", "two_clients", "plot_two_clients",
     # faults to learn from, and rate limits to live with
     "RateLimitingProxy", "RateLimitRetry", "RateLimited",

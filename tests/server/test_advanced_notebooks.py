@@ -234,6 +234,7 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
     assert [label for label, *_ in rows] == ["4 calls of 1 prompt", "1 call of 4 prompts"] * 2, one_call
     # the server's own report: the one call became one request per prompt, as separate calls do
     assert {int(peak) for *_, peak in rows} == {4}, one_call
+    assert "→ for the one call too, the server ran 4 requests at once: one per prompt" in one_call
     lasts = {label: min(float(last) for lbl, _, _, last, _ in rows if lbl == label) for label, *_ in rows}
     ratio = number(r"→ one call of 4 took (\d+\.\d+)× the time of 4 calls", one_call)
     assert abs(ratio - lasts["1 call of 4 prompts"] / lasts["4 calls of 1 prompt"]) < 0.05

@@ -18,10 +18,11 @@ from typing import NamedTuple
 
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
 
 from helpers.settings import OFFLINE_MODEL_ID
 from llm_kit.grading import course
-from llm_kit.grading.autograde import grade_all
+from llm_kit.grading.autograde import db_url, grade_all
 from llm_kit.grading.collect import collect
 
 from support.grading import exercise_only, failing_cells
@@ -328,9 +329,10 @@ def graded(offline_server, tmp_path_factory):
     course.nbgrader(["generate_feedback", FAQ, "--force"], course=root)
     grades_csv = root / "grades.csv"
     course.nbgrader(["export", f"--CsvExportPlugin.to={grades_csv}"], course=root)
-    with grades_csv.open() as handle:  # a row per student and assignment; submitted ones have a timestamp
-        rows = [row for row in csv.DictReader(handle)
-                if row["assignment"] in ASSIGNMENTS and row["timestamp"]]
+    with Gradebook(db_url(root), course.COURSE_ID) as gradebook:
+        submitted = {(s.assignment.name, s.student.id) for a in gradebook.assignments for s in a.submissions}
+    with grades_csv.open() as handle:  # a row per student and assignment, submitted or not
+        rows = [row for row in csv.DictReader(handle) if (row["assignment"], row["student_id"]) in submitted]
     return root, rows, lines
 
 

@@ -133,7 +133,7 @@ def test_a_longer_prompt_delays_the_first_token_and_the_notebook_says_so(execute
 
 def test_the_repeated_system_prompt_is_reported_cached_and_the_notebook_says_so(executed, measured):
     cold, warm = measured["cache"]["cold"], measured["cache"]["warm"]
-    assert cold["prompt_tokens"] > 300
+    assert cold["prompt_tokens"] > 200
     assert warm["cached_tokens"] > 0.8 * warm["prompt_tokens"], "nearly the whole prompt was cached"
     assert cold["cached_tokens"] < 0.2 * cold["prompt_tokens"], "the first request found nothing to reuse"
     assert warm["ttft_s"] < cold["ttft_s"] / 2, (cold, warm)
@@ -159,7 +159,8 @@ def test_a_level_where_every_request_was_refused_shows_failures_not_latency(offl
     first = executed.tagged_text("five-numbers")
     assert first.count("✗ failed:") == 4 and "0 answered, 4 failed" in first, first
     sweep = executed.tagged_text("sweep")
-    assert re.search(r"^4 requests failed, counted in the column 'failed' and in no latency", sweep, re.M), sweep
+    refused = r"^4 requests failed, counted in the column 'failed' and in no latency"
+    assert re.search(refused, sweep, re.M), sweep
     level_one = re.search(r"^1 +4 +0 +4 +\d+\.\d+ +(\S+) +(\S+)", sweep, re.M)
     assert level_one and level_one.groups() == ("NaN", "NaN"), f"no TTFT for refused requests:\n{sweep}"
     assert "concurrency   1: every request failed" in executed.tagged_text("yours-vs-helper")
