@@ -53,7 +53,9 @@ preflight: setup  ## check the configured backend does all the notebooks need (C
 
 test: setup browser-deps  ## ruff, then the whole test suite (tests/unit, integration, server, browser)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -ra --durations=25
+	# Two workers: the tests on the model server run one after another on one of them (their
+	# measurements share no server), the unit and integration tiers on the other.
+	$(BIN)/python -m pytest -ra --durations=25 -n 2 --dist loadgroup
 
 test-fast: setup  ## the unit tier, tests/unit: no model server, kernel, nbgrader or browser (< 1 minute)
 	$(BIN)/python -m pytest -ra -q tests/unit

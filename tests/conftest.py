@@ -14,6 +14,7 @@ TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "integration", "server", "browser")
 SERVER_FIXTURES = {"offline_server", "llm"}
 NO_SERVER_TIERS = ("unit", "integration")
+MODEL_TIERS = ("server", "browser")
 
 
 def tier_of(item) -> str | None:
@@ -32,12 +33,16 @@ def _wrong_tier(item, fixtures) -> str | None:
 
 
 def pytest_collection_modifyitems(items):
-    """Mark every test with its folder's tier; `-m server` and the like select by folder."""
+    """Mark every test with its folder's tier; `-m server` and the like select by folder. Under
+    pytest-xdist (`make test`), the tiers that use a model server form one group, run one after
+    another by one worker, so no measurement shares the server or its slots with another test."""
     for item in items:
         tier = tier_of(item)
         if tier is None:
             raise pytest.UsageError(f"{item.nodeid}: test files live in tests/<tier>/, one of {TIERS}")
         item.add_marker(getattr(pytest.mark, tier))
+        if tier in MODEL_TIERS:
+            item.add_marker(pytest.mark.xdist_group("model"))
 
 
 @pytest.hookimpl(tryfirst=True)
