@@ -8,7 +8,7 @@ generate_assignment` in the git-ignored course/ folder and copies the student co
 notebooks/. Submissions, autograded work, feedback and the gradebook live in course/.
 """
 
-from llm_kit.grading.course import CELL_TIMEOUT_S, COURSE, COURSE_ID, OUTPUT_TIMEOUT_S
+from llm_kit.grading.course import CELL_TIMEOUT_S, COURSE, COURSE_ID, OUTPUT_TIMEOUT_S, autograde_steps
 
 c = get_config()  # noqa: F821 - provided by nbgrader
 
@@ -22,4 +22,7 @@ c.CourseDirectory.db_url = f"sqlite:///{COURSE / 'gradebook.db'}"
 c.Execute.timeout = CELL_TIMEOUT_S
 c.Execute.interrupt_on_timeout = True
 c.Execute.iopub_timeout = OUTPUT_TIMEOUT_S
+# A kernel that dies (os._exit, out of memory) fails its cell and the cells after it; the rest is
+# still graded (llm_kit/grading/execute.py).
+c.Autograde.autograde_preprocessors = autograde_steps()
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

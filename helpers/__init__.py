@@ -2,7 +2,7 @@
 
     from helpers import check_backend, stream_print, compare
 
-`__all__` below is the public API (the README's helper list is checked against it). The
+`__all__` below is the public API (the helper list in docs/authoring.md is checked against it). The
 submodules are the implementation; `helpers.grading` serves the exercises' hidden tests.
 """
 

@@ -30,18 +30,21 @@ class RateLimitingProxy:
     ...     flaky = ChatNVIDIA(base_url=limiter.base_url, model=settings.model)
     `rejected` and `forwarded` count what it did; `reject_next(n)` arms it again. Each 429
     carries `Retry-After: <retry_after_s>`, or with `retry_after_date` the same moment as an
-    HTTP date (RFC 9110 allows both).
+    HTTP date (RFC 9110 allows both). With `reject_every=n`, every n-th model call is answered
+    429 as well (calls n, 2n, 3n, ...), as a rate limit refuses some calls of a steady stream.
     """
 
     def __init__(self, upstream_base_url: str, reject: int = 0, retry_after_s: int = 1,
-                 retry_after_date: bool = False):
+                 retry_after_date: bool = False, reject_every: int = 0):
         parts = urlsplit(upstream_base_url)
         self.upstream_origin = f"{parts.scheme}://{parts.netloc}"
         self.path_prefix = parts.path.rstrip("/")
         self.retry_after_s = retry_after_s
         self.retry_after_date = retry_after_date
+        self.reject_every = reject_every
         self.rejected = 0
         self.forwarded = 0
+        self._calls = 0
         self._to_reject = reject
         self._lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
@@ -66,8 +69,10 @@ class RateLimitingProxy:
 
     def _take_rejection(self) -> bool:
         with self._lock:
-            if self._to_reject > 0:
-                self._to_reject -= 1
+            self._calls += 1
+            nth = self.reject_every > 0 and self._calls % self.reject_every == 0
+            if self._to_reject > 0 or nth:
+                self._to_reject -= 1 if self._to_reject > 0 else 0
                 self.rejected += 1
                 return True
             self.forwarded += 1

@@ -68,6 +68,8 @@ def _pick(values: dict[str, float], names: tuple[str, ...]) -> float | None:
 def read_metrics(settings: ConnectionSettings, timeout_s: float = 5.0) -> ServerMetrics | None:
     """The server's metrics now, or None when it serves none (the hosted catalog, or a
     llama.cpp server started without --metrics)."""
+    if settings.backend == "hosted":  # a shared fleet: no server of yours to read
+        return None
     for path in METRICS_PATHS:
         url = settings.server_root + path
         try:
@@ -84,7 +86,10 @@ def read_metrics(settings: ConnectionSettings, timeout_s: float = 5.0) -> Server
 
 def server_json(settings: ConnectionSettings, path: str, timeout_s: float = 5.0):
     """The JSON a server answers at `path` under its root (llama.cpp's /props, /slots), or None
-    when it is unreachable, answers with an error, or with something that is not JSON."""
+    when it is unreachable, answers with an error, or with something that is not JSON (and
+    on the hosted catalog, which has no such endpoints, without asking)."""
+    if settings.backend == "hosted":
+        return None
     try:
         response = _HTTP.get(settings.server_root + path, timeout=timeout_s)
     except httpx.TransportError:

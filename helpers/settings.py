@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from .friendly_errors import KitError
 from .ports import port_open
 
 WORKSHOP_BASE_URL = "http://llama:8000/v1"
@@ -18,6 +19,7 @@ OFFLINE_MODEL_ID = "smollm2-135m-instruct"
 OFFLINE_PORT = 8000  # where `make server` / `llm-kit server start` listen by default
 OFFLINE_BASE_URL = f"http://127.0.0.1:{OFFLINE_PORT}/v1"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+BACKENDS = ("offline", "hosted", "nim")
 # Read by ChatNVIDIA itself: the key, and whether it sends usage telemetry to NVIDIA when it
 # talks to the hosted catalog (langchain-nvidia-ai-endpoints 1.5+ does by default; 0 turns it off).
 EXPORTED_FROM_DOTENV = ("NVIDIA_API_KEY", "NVIDIA_USAGE_TELEMETRY_ENABLED")
@@ -40,10 +42,21 @@ class ConnectionSettings:
     base_url: str
     model: str
     api_key: str | None = None
+    # KIT_BACKEND: which backend this is where its address cannot tell, e.g. the hosted catalog
+    # reached through a gateway or proxy of your own; None: told by the model and the address.
+    declared_backend: str | None = None
+
+    def __post_init__(self):
+        if self.declared_backend is not None and self.declared_backend not in BACKENDS:
+            raise KitError(f"KIT_BACKEND={self.declared_backend!r} names no backend: use one of "
+                           f"{', '.join(BACKENDS)}, or leave it unset.")
 
     @property
     def backend(self) -> str:
-        """'offline', 'hosted' or 'nim' (a NIM you run yourself, e.g. via docker compose)."""
+        """'offline', 'hosted' or 'nim' (a NIM you run yourself, e.g. via docker compose);
+        KIT_BACKEND, where set, says which."""
+        if self.declared_backend:
+            return self.declared_backend
         if self.model == OFFLINE_MODEL_ID:
             return "offline"
         if urlparse(self.base_url).hostname == urlparse(HOSTED_BASE_URL).hostname:
@@ -81,7 +94,9 @@ class ConnectionSettings:
 
     def __repr__(self) -> str:  # never print the key
         key = "set" if self.api_key else None
-        return f"ConnectionSettings(base_url={self.base_url!r}, model={self.model!r}, api_key={key})"
+        declared = f", declared_backend={self.declared_backend!r}" if self.declared_backend else ""
+        return (f"ConnectionSettings(base_url={self.base_url!r}, model={self.model!r}, "
+                f"api_key={key}{declared})")
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -107,6 +122,8 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
 
     With no NIM_BASE_URL but an NVIDIA_API_KEY, the hosted catalog is used. With neither, the
     offline server on this machine when it is running (`make server`), else the workshop NIM.
+    KIT_BACKEND (offline, hosted or nim) says which backend NIM_BASE_URL is where its address
+    cannot tell: the hosted catalog through a gateway of your own, or a stand-in for it in tests.
     Called without `env`, it also applies `export_dotenv` (ChatNVIDIA reads the process).
     """
     environ = os.environ if env is None else env
@@ -126,9 +143,11 @@ def load_settings(env: dict[str, str] | None = None, dotenv: Path | None = None)
         if env is None and port_open(OFFLINE_PORT):  # a real process, not a test's env
             base_url, default_model = OFFLINE_BASE_URL, OFFLINE_MODEL_ID
     model = get("NIM_MODEL") or default_model
+    declared = (get("KIT_BACKEND") or "").strip().lower() or None
     if env is None:  # a real process: ChatNVIDIA reads the key and telemetry switch from it
         export_dotenv(path)
-    return ConnectionSettings(base_url=base_url.rstrip("/"), model=model, api_key=api_key)
+    return ConnectionSettings(base_url=base_url.rstrip("/"), model=model, api_key=api_key,
+                              declared_backend=declared)
 
 
 def export_dotenv(dotenv: Path | None = None) -> dict[str, str]:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SAWarning
 
 from . import course as kit_course
 from .collect import Submission
+from .execute import died_before_grading, kernel_death
 
 SCORE_FIELDS = ("auto_score", "manual_score", "extra_credit", "needs_manual_grade")
 COMMENT_FIELDS = ("auto_comment", "manual_comment")
@@ -35,7 +36,8 @@ class Result:
     score: float | None  # None: nbgrader could not grade it (see problem)
     max_score: float | None
     seconds: float
-    problem: str = ""
+    problem: str = ""  # why it was not graded
+    note: str = ""  # graded, but the instructor should look: why (the kernel died while grading)
 
 
 def db_url(course: Path) -> str:
@@ -93,13 +95,18 @@ def _grade_one(submission: Submission, course: Path, work: Path, template: Path,
             score, max_score = graded.score, graded.max_score
     except MissingEntry:
         score = max_score = None
-    if done.returncode != 0 or not (folder / "autograded" / student / aid).is_dir():
+    autograded = folder / "autograded" / student / aid
+    if done.returncode != 0 or not autograded.is_dir():
         return Result(student, aid, None, None, seconds, _problem(done.stdout + done.stderr)), folder
-    return Result(student, aid, score, max_score, seconds), folder
+    note = kernel_death(autograded / f"{aid}.ipynb")
+    return Result(student, aid, score, max_score, seconds, note=note), folder
 
 
 def _problem(log: str) -> str:
-    """The lines of nbgrader's log that say what went wrong."""
+    """What went wrong, from nbgrader's log: one sentence for a known cause, else the lines that
+    say it."""
+    if "DeadKernelError" in log or "Kernel died" in log:
+        return died_before_grading()
     lines = [line.strip() for line in log.splitlines() if "[ERROR]" in line or "Error" in line]
     return " / ".join(lines[-3:])[-400:] or log.strip()[-400:] or "nbgrader failed without a message"
 
@@ -140,7 +147,7 @@ def merge_submission(source: Path, course: Path, assignment: str, student: str) 
 def progress_line(result: Result, done: int, total: int, elapsed: float) -> str:
     width = len(str(total))
     score = ("not graded: " + result.problem if result.score is None
-             else f"{result.score:g}/{result.max_score:g}")
+             else f"{result.score:g}/{result.max_score:g}" + (f" · {result.note}" if result.note else ""))
     left = total - done
     eta = f"ETA {_duration(elapsed / done * left)}" if left else f"all done in {_duration(elapsed)}"
     return (f"[{done:>{width}}/{total}] {result.student} · {result.assignment} · {score} · "

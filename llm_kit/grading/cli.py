@@ -23,8 +23,15 @@ def offline_backend(port: int):
 
 
 def _release(args) -> int:
-    for path in course.release():
+    released = course.release()
+    for path in released:
         print(f"released {path.relative_to(course.REPO_ROOT)}")
+    if args.bundle:
+        from .bundle import write_bundle
+
+        target = write_bundle(Path(args.bundle).resolve(), released)
+        print(f"learners' bundle: {target} ({len(released)} student notebooks, helpers/, llm_kit/ and "
+              "the setup files; no solutions/, hidden tests, tests/ or .env)")
     return 0
 
 
@@ -65,6 +72,9 @@ def _grade_collected(found, source: Path, args) -> int:
           f"autograded notebooks: {course.COURSE / 'autograded'}")
     for problem in failed + unreadable:
         print(f"⚠ not graded: {problem}")
+    for result in results:
+        if result.note:
+            print(f"⚠ graded, check: {result.student} · {result.assignment}: {result.note}")
     return 1 if failed or unreadable else 0
 
 
@@ -102,8 +112,11 @@ def add_grading_commands(commands) -> None:
     actions = grade.add_subparsers(dest="action", required=True)
     port = int(os.environ.get("KIT_GRADING_PORT", "8010"))
 
-    actions.add_parser("release", help="regenerate notebooks/ from solutions/").set_defaults(
-        run=_release)
+    release = actions.add_parser("release", help="regenerate notebooks/ from solutions/")
+    release.add_argument("--bundle", metavar="ZIP_OR_DIR",
+                         help="also write the learners' bundle (student notebooks and setup, no "
+                              "solutions): a .zip for an LMS, or a folder such as a git repository")
+    release.set_defaults(run=_release)
     auto = actions.add_parser("autograde", help="grade a folder or zip of submissions")
     auto.add_argument("--submissions", default="submitted",
                       help="a folder (<student>/<notebook>.ipynb, LMS names) or an LMS zip")

@@ -9,13 +9,21 @@ Accepted, in this order (the LMS patterns follow the names nbgrader's `zip_colle
 - a student id in front of the name: `<student>_<file>.ipynb`, `<student>-<file>.ipynb`
 
 where `<file>` is the assignment id, as downloads and copies rename it: `02_x.ipynb`,
-`02_x (1).ipynb`, `02_x-2.ipynb`, `02_x-Copy1.ipynb`, `02_x copy.ipynb`. Zips inside the zip are
-opened too. When a student has several files for one assignment, the newest is taken (the LMS
-timestamp, else the file's own time). Every file that is not taken is reported with the reason.
+`02_x (1).ipynb`, `02_x-2.ipynb`, `02_x-Copy1.ipynb`, `02_x copy.ipynb`.
+
+Zips are opened wherever they are. One inside a zip or inside a student's folder reads as a folder
+of its name (`alice/work.zip` → `alice/work/`). One at the top of a submissions folder (the LMS
+download dropped next to other submissions) reads like an LMS zip given directly: its student
+folders or LMS names name the students, and when its files name none, the zip's name does
+(`alice.zip` → `alice/`).
+
+When a student has several files for one assignment, the newest is taken (the LMS timestamp,
+else the file's own time). Every file that is not taken is reported with the reason.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -34,6 +42,7 @@ LMS_PATTERNS = [  # (name, regex on the path's first part or the file name); see
     ("moodle", re.compile(r"(?P<name>[^_/]+)_(?P<uid>\d+)_assignsubmission_[a-z]+_(?P<rest>.*)")),
 ]
 SEPARATORS = " _-."
+Unpacked = list[tuple[Path, PurePosixPath, str]]  # (the file, its path inside the zip, its name to show)
 
 
 @dataclass(frozen=True)
@@ -63,25 +72,24 @@ class Collected:
 
 def collect(source: Path, assignments: list[str]) -> Collected:
     """Every notebook under SOURCE (a folder or a .zip) that names a student and an assignment."""
-    workdir = None
     if source.is_file() and zipfile.is_zipfile(source):
         workdir = tempfile.TemporaryDirectory(prefix="kit-submissions-")
-        root = Path(workdir.name)
-        skipped = _extract(source, root)
-        shown_root = source.name
+        files, skipped = _opened(source, Path(workdir.name), source.name)
+        found = [(path, name, shown, None) for path, name, shown in files]
     elif source.is_dir():
-        root, skipped, shown_root = source, [], str(source)
+        found, skipped, workdir = _in_folder(source)
     else:
         raise FileNotFoundError(f"No submissions folder or zip at {source}")
     candidates: dict[tuple[str, str], list[Submission]] = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        relative = path.relative_to(root)
-        shown = f"{shown_root}/{relative.as_posix()}"
-        found = identify(PurePosixPath(relative.as_posix()), assignments)
-        if isinstance(found, str):
-            skipped.append(Skipped(shown, found))
+    for path, name, shown, or_else in found:
+        identified = identify(name, assignments)
+        if isinstance(identified, str) and or_else is not None:
+            second = identify(or_else, assignments)
+            identified = second if not isinstance(second, str) else identified
+        if isinstance(identified, str):
+            skipped.append(Skipped(shown, identified))
             continue
-        student, assignment, lms_time = found
+        student, assignment, lms_time = identified
         problem = unreadable(path)
         if problem:
             skipped.append(Skipped(shown, f"unreadable notebook ({problem}); not graded"))
@@ -100,11 +108,44 @@ def collect(source: Path, assignments: list[str]) -> Collected:
     return Collected(taken, skipped, workdir)
 
 
+def _in_folder(source: Path) -> tuple[list, list[Skipped], tempfile.TemporaryDirectory | None]:
+    """The files of a submissions folder, each zip in it unpacked (into a temporary folder, which
+    is returned): (file, its path to identify, its name to show, another path to try or None)."""
+    found, skipped, workdir, number = [], [], None, itertools.count()
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        relative = PurePosixPath(path.relative_to(source).as_posix())
+        shown = f"{source}/{relative}"
+        if path.suffix.lower() != ".zip" or _metadata(relative):
+            found.append((path, relative, shown, None))
+            continue
+        workdir = workdir or tempfile.TemporaryDirectory(prefix="kit-submissions-")
+        files, problems = _opened(path, Path(workdir.name) / str(next(number)), shown)
+        skipped += problems
+        as_folder = relative.parent / relative.stem  # alice/work.zip → alice/work/
+        for inside, name, shown_inside in files:
+            if len(relative.parts) == 1:  # at the top: read like an LMS zip given directly
+                found.append((inside, name, shown_inside, as_folder / name))
+            else:
+                found.append((inside, as_folder / name, shown_inside, None))
+    return found, skipped, workdir
+
+
+def _opened(archive: Path, into: Path, shown: str) -> tuple[Unpacked, list[Skipped]]:
+    """Unpack a zip into INTO: its files, and what could not be unpacked."""
+    into.mkdir(parents=True, exist_ok=True)
+    skipped = _extract(archive, into, shown)
+    files = []
+    for path in sorted(p for p in into.rglob("*") if p.is_file()):
+        inside = PurePosixPath(path.relative_to(into).as_posix())
+        files.append((path, inside, f"{shown}/{inside}"))
+    return files, skipped
+
+
 def identify(relative: PurePosixPath, assignments: list[str]) -> tuple[str, str, datetime | None] | str:
     """(student, assignment, LMS time) for a file, or why it is not a submission."""
     parts = relative.parts
     name = parts[-1]
-    if any(p in ("__MACOSX", ".ipynb_checkpoints") for p in parts) or name.startswith("._"):
+    if _metadata(relative):
         return "a checkpoint or macOS metadata file, not a submission"
     if not name.lower().endswith(".ipynb"):
         return "not a notebook (.ipynb)"
@@ -118,6 +159,12 @@ def identify(relative: PurePosixPath, assignments: list[str]) -> tuple[str, str,
     if not student:
         return "no student: put the file in a folder named after the student, or prefix its name"
     return _safe(student), assignment, lms_time
+
+
+def _metadata(relative: PurePosixPath) -> bool:
+    """A notebook checkpoint or the metadata macOS adds to zips, never a submission."""
+    return (any(p in ("__MACOSX", ".ipynb_checkpoints") for p in relative.parts)
+            or relative.name.startswith("._"))
 
 
 def _lms_name(stem: str, folders: tuple[str, ...]) -> tuple[str | None, datetime | None, str]:
@@ -169,10 +216,10 @@ def unreadable(path: Path) -> str | None:
     return None
 
 
-def _extract(archive: Path, into: Path) -> list[Skipped]:
+def _extract(archive: Path, into: Path, shown: str | None = None) -> list[Skipped]:
     """Unpack a zip (and the zips in it) safely; an unsafe or broken member is reported."""
     skipped = []
-    pending = [(archive, into, archive.name)]
+    pending = [(archive, into, shown or archive.name)]
     while pending:
         zip_path, target, shown = pending.pop()
         try:
@@ -203,8 +250,8 @@ def _extract(archive: Path, into: Path) -> list[Skipped]:
 
 def _unwrap(root: Path) -> None:
     """A zip whose one folder holds the students' folders ("submissions/<student>/...") is read
-    from inside that folder."""
-    entries = list(root.iterdir())
+    from inside that folder (the __MACOSX folder macOS adds beside it does not count)."""
+    entries = [entry for entry in root.iterdir() if entry.name != "__MACOSX"]
     if len(entries) == 1 and entries[0].is_dir():
         inner = list(entries[0].iterdir())
         if len(inner) > 1 and all(child.is_dir() for child in inner):

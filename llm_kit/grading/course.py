@@ -46,6 +46,8 @@ def nbgrader(args: list[str], course: Path = COURSE, env: dict | None = None,
            f"--CourseDirectory.course_id={COURSE_ID}",
            f"--Execute.timeout={timeout_s}", "--Execute.interrupt_on_timeout=True",
            f"--Execute.iopub_timeout={OUTPUT_TIMEOUT_S}"]
+    if args[:1] == ["autograde"]:
+        cmd += [f"--Autograde.autograde_preprocessors={step}" for step in autograde_steps()]
     # nbgrader shells out to tools of its own (alembic): make the venv's bin visible.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     done = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True)
@@ -53,6 +55,17 @@ def nbgrader(args: list[str], course: Path = COURSE, env: dict | None = None,
         raise KitError(f"`nbgrader {' '.join(args)}` failed:\n{done.stdout[-2000:]}"
                        f"{done.stderr[-3000:]}")
     return done
+
+
+def autograde_steps() -> list[str]:
+    """nbgrader's autograde preprocessors, with the kit's Execute in place of nbgrader's: a
+    notebook whose kernel dies is still graded (execute.py)."""
+    from nbgrader.converters.autograde import Autograde
+    from nbgrader.preprocessors import Execute
+
+    steps = Autograde.class_traits()["autograde_preprocessors"].default()
+    return ["llm_kit.grading.execute.Execute" if step is Execute
+            else f"{step.__module__}.{step.__name__}" for step in steps]
 
 
 def generate(ids: list[str], course: Path = COURSE, solutions: Path = SOLUTIONS) -> None:

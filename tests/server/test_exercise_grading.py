@@ -194,6 +194,9 @@ CASES = [
     Case(FAQ, "faq_answers", "raises", "faq_answers = llm.batch(faq_question)  # typo: NameError", 0,
          FAQ_ALL),
     Case(FAQ, "faq_answers", "infinite_loop", "while True:\n    pass", 0, FAQ_ALL),
+    # the answer kills the kernel: still graded, every test after it fails as not run
+    Case(FAQ, "faq_answers", "kills_kernel", "import os\n\nos._exit(1)", 0,
+         dict.fromkeys(FAQ_ALL, "the kernel died")),
     Case(FAQ, "faq_answers", "redefines_document", "faq_answers = llm.batch(faq_questions)\n\n"
          "def create_faq_document(questions, answers):\n    return 'FAQ'", 8, {"test_faq_document": ""}),
     Case(FAQ, "faq_answers", "deletes_questions",
@@ -363,6 +366,14 @@ def test_gradebook_holds_every_submission_once_with_a_progress_line_each(graded)
         line = next(line for line in lines if f"] {case.student} · {case.aid} · " in line)
         assert f" · {case.aid} · {case.score:g}/{FULL_MARKS[case.aid]} · " in line, line
     assert "ETA" in lines[0] and "all done" in lines[-1]
+
+
+def test_a_dead_kernel_reads_as_one_sentence_in_the_progress_line(graded):
+    _, _, lines = graded
+    line = next(line for line in lines if "] kills_kernel · " in line)
+    assert f" · {FAQ} · 0/10 · the kernel died in code cell " in line, line
+    assert "(faq_answers), likely crashed or out of memory (e.g. os._exit" in line, line
+    assert "Traceback" not in line and "DeadKernelError" not in line and " / " not in line, line
 
 
 def test_feedback_names_what_the_tampering_changed(graded):

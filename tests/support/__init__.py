@@ -65,7 +65,7 @@ def venv_tool(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        pytest.fail(f"{name} is not installed; run `make setup` (it comes with the [dev] extras).")
+        pytest.fail(f"{name} is not installed; run `make setup-dev` (it comes with the [dev] extras).")
     return found
 
 

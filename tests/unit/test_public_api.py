@@ -1,5 +1,6 @@
-"""The helper package's public API: what `__all__` lists is what the README lists, it all
-imports, and notebooks import their helpers from `helpers` itself, not from its submodules."""
+"""The helper package's public API: what `__all__` lists is what the contributors' guide
+(docs/authoring.md, "The helper package") lists, it all imports, and notebooks import their
+helpers from `helpers` itself, not from its submodules."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import helpers
 from support import REPO
 
 SUBMODULE_IMPORT = re.compile(r"^\s*from helpers\.(?!grading\b)([\w.]+) import", re.M)
+GUIDE = REPO / "docs" / "authoring.md"  # its "The helper package" section lists the public API
 
 
-def readme_helper_names() -> set[str]:
-    """Names in backticks in the README's helper section (`name`, `name()`, `name(args)`)."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## The helper package", 1)[1].split("\n## ", 1)[0]
+def listed_helper_names() -> set[str]:
+    """Names in backticks in the guide's helper section (`name`, `name()`, `name(args)`)."""
+    guide = GUIDE.read_text()
+    assert "\n## The helper package\n" in guide, f"{GUIDE} has no 'The helper package' section"
+    section = guide.split("\n## The helper package\n", 1)[1].split("\n## ", 1)[0]
     return set(re.findall(r"`([A-Za-z_]\w*)(?:\([^`]*\))?`", section))
 
 
@@ -26,12 +29,12 @@ def test_every_public_name_imports():
     assert len(set(helpers.__all__)) == len(helpers.__all__), "a name is listed twice"
 
 
-def test_readme_lists_exactly_the_public_api():
-    listed = readme_helper_names()
-    assert set(helpers.__all__) - listed == set(), "in __all__ but not in the README"
+def test_the_guide_lists_exactly_the_public_api():
+    listed = listed_helper_names()
+    assert set(helpers.__all__) - listed == set(), "in __all__ but not in docs/authoring.md"
     named_helpers = {name for name in listed if hasattr(helpers, name)}
     assert named_helpers - set(helpers.__all__) - {"__all__"} == set(), \
-        "in the README but not in __all__"
+        "in docs/authoring.md but not in __all__"
 
 
 def test_notebooks_import_helpers_from_the_package():

@@ -33,3 +33,25 @@ def test_no_server_means_no_reading():
     nowhere = ConnectionSettings(base_url="http://127.0.0.1:9/v1", model="m")
     assert read_metrics(nowhere) is None
     assert busy_slots(nowhere) is None
+
+
+def test_the_hosted_catalog_is_never_asked_for_metrics_or_slots(monkeypatch):
+    """A shared fleet has no server of yours to read: on the hosted catalog's code path (also
+    when KIT_BACKEND says an address is the hosted catalog) nothing is requested."""
+    from helpers import server_metrics
+    from helpers.server_activity import read_activity, server_busy
+    from helpers.settings import HOSTED_BASE_URL, WORKSHOP_MODEL
+
+    class NoRequests:
+        def get(self, url, **kwargs):
+            raise AssertionError(f"asked {url}")
+
+    monkeypatch.setattr(server_metrics, "_HTTP", NoRequests())
+    for settings in (ConnectionSettings(HOSTED_BASE_URL, WORKSHOP_MODEL, api_key="nvapi-x"),
+                     ConnectionSettings("http://127.0.0.1:9/v1", WORKSHOP_MODEL, declared_backend="hosted")):
+        assert read_metrics(settings) is None and busy_slots(settings) is None
+        assert server_metrics.server_slots(settings) is None
+        assert server_metrics.requests_in_flight(settings) is None
+        reading = read_activity(settings)
+        assert (reading.tokens_generated, reading.requests_running) == (None, None)
+        assert server_busy(settings, sleep=lambda s: None) is None

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from helpers.friendly_errors import BackendNotReady
+from helpers.friendly_errors import BackendNotReady, KitError
 from helpers.readiness import check_ready, wait_until_ready
 from helpers.settings import (
     HOSTED_BASE_URL,
@@ -184,3 +184,21 @@ def test_dotenv_inline_comments_and_quotes_are_read_as_a_person_means_them(tmp_p
     settings = load_settings(env={}, dotenv=dotenv)
     assert settings.base_url == "http://nim:8000/v1"
     assert settings.model == "meta/llama-3.1-8b-instruct"
+
+
+def test_kit_backend_says_which_backend_an_address_is(tmp_path):
+    """KIT_BACKEND=hosted: the hosted catalog reached through an address of your own (a gateway,
+    or a stand-in for it in tests) takes the hosted catalog's code path; unset, the address and
+    the model decide; a value that names no backend is refused with the ones that do."""
+    through = {"NIM_BASE_URL": "http://127.0.0.1:9999/v1", "NIM_MODEL": WORKSHOP_MODEL,
+               "NVIDIA_API_KEY": "nvapi-secret"}
+    assert load_settings(env=through, dotenv=tmp_path / "x").backend == "nim"
+    hosted = load_settings(env={**through, "KIT_BACKEND": " Hosted "}, dotenv=tmp_path / "x")
+    assert hosted.backend == "hosted" and hosted.base_url == "http://127.0.0.1:9999/v1"
+    assert hosted.max_answer_tokens is None and "NVIDIA's hosted API catalog" in hosted.describe()
+    assert "declared_backend='hosted'" in repr(hosted) and "nvapi-secret" not in repr(hosted)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("KIT_BACKEND=hosted\n")
+    assert load_settings(env=through, dotenv=dotenv).backend == "hosted"
+    with pytest.raises(KitError, match="KIT_BACKEND='cloud' names no backend: use one of offline"):
+        load_settings(env={**through, "KIT_BACKEND": "cloud"}, dotenv=tmp_path / "x")

@@ -1,5 +1,7 @@
 """Timer, compare and concurrency_sweep."""
 
+import math
+
 import pytest
 
 from helpers.timing import Timer, compare, concurrency_sweep
@@ -131,3 +133,50 @@ def test_timeline_chart_marks_first_token():
     labels = [line.get_label() for line in ax.lines]
     assert any("first token 0.50 s" in label for label in labels)
     assert list(ax.lines[0].get_ydata()) == [0, 2, 3]
+
+
+def test_a_run_with_a_failed_request_is_counted_and_left_out_of_the_times():
+    """A batch with return_exceptions=True returns each failed request's exception in its place:
+    the sweep counts it as failed and leaves the run it was in out of the medians (a refused
+    request is quick, and no measure of speed); a value with no run left has no time."""
+    clock = StepClock()
+    refused = iter([False, True, False, False, True, True])  # run by run, round after round
+
+    def run(n):
+        clock.now += 4.0 / n if n < 4 else 1.5
+        return ["answer", RuntimeError("[429] Too Many Requests")] if next(refused) else ["answer"] * 2
+
+    sweep = concurrency_sweep(run, values=[1, 2, 4], repeats=2, plot=False, verbose=False, clock=clock)
+    assert sweep.failed == [[0, 0], [1, 1], [0, 1]]
+    assert sweep.runs_s == [[4.0, 4.0], [], [1.5]]
+    assert sweep.times_s[0] == 4.0 and sweep.times_s[2] == 1.5 and math.isnan(sweep.times_s[1])
+    assert sweep.failed_total == 3 and sweep.plateau_start() == 4
+    table = sweep.table()
+    assert "| failed requests" in table.splitlines()[0] and "median of 2" in table
+    assert table.splitlines()[2].split() == ["2", "|", "—", "|", "—", "|", "2"]
+    assert table.splitlines()[3].split() == ["4", "|", "1.50", "|", "2.67x", "|", "1"]
+    assert "3 request(s) failed: counted as failed, and the 3 run(s) they were in are left out" in table
+
+
+def test_with_fewer_than_two_values_timed_there_is_no_plateau():
+    clock = StepClock()
+    sweep = concurrency_sweep(lambda n: [RuntimeError("refused")] if n > 1 else ["ok"],
+                              values=[1, 2, 4], plot=False, verbose=False, clock=clock)
+    assert sweep.plateau_start() is None and sweep.best() == (1, 0.0)
+    assert concurrency_sweep(lambda n: [RuntimeError("refused")], values=[1, 2], plot=False,
+                             verbose=False, clock=clock).best() is None
+
+
+def test_the_server_s_slots_are_kept_and_marked(monkeypatch):
+    from helpers import server_activity, server_metrics
+    from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings
+
+    monkeypatch.setattr(server_metrics, "server_slots", lambda settings: 6)
+    monkeypatch.setattr(server_activity, "requests_in_flight", lambda settings: None)
+    offline = ConnectionSettings("http://127.0.0.1:9/v1", OFFLINE_MODEL_ID)
+    sweep = concurrency_sweep(lambda n: None, values=[1, 6, 12], server=offline, plot=False,
+                              verbose=False, clock=StepClock())
+    assert sweep.slots == 6 and sweep.mark == (6, "6 server slots")
+    chosen = concurrency_sweep(lambda n: None, values=[1, 6], server=offline, mark=(1, "mine"),
+                               plot=False, verbose=False, clock=StepClock())
+    assert chosen.mark == (1, "mine") and chosen.slots == 6
