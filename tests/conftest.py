@@ -32,6 +32,7 @@ def _wrong_tier(item, fixtures) -> str | None:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Mark every test with its folder's tier; `-m server` and the like select by folder. Under
     pytest-xdist (`make test`), the tiers that use a model server form one group, run one after

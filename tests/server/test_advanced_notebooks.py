@@ -241,7 +241,9 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
     verdict = ("about the same" if 0.8 <= ratio <= 1.25 else
                "the one call was faster" if ratio < 0.8 else "the one call was slower")
     assert one_call.rstrip().endswith(verdict), one_call
-    assert ratio < 1.5, f"one call of a group should not be slower beyond noise:\n{one_call}"
+    # what the lesson claims: one call buys little from a server that batches in flight (on a busy
+    # machine it can even come out slower; the notebook prints whichever it was)
+    assert ratio > 0.6, f"one call of a group should not be much faster than separate calls:\n{one_call}"
     batched = tagged_text(executed, "micro-batcher")
     groups = [int(n) for n in re.search(r"groups sent to the model: \[([\d, ]+)\]", batched)
               .group(1).split(", ")]
@@ -278,8 +280,9 @@ def test_async_notebook_gathers_sweeps_and_survives_failures(offline_server, cap
         assert f"── What is the capital of {state}? ──\n" in board
     assert board.count("[first token") == 3
     sweep = tagged_text(executed, "sweep")
-    limits = rf"^batch's default thread pool here: \d+ threads; server slots: {DEFAULT_PARALLEL}$"
-    assert re.search(limits, sweep, re.M), sweep
+    assert re.search(r"^batch's default thread pool here: \d+ threads$", sweep, re.M), sweep
+    assert (f"server slots: {DEFAULT_PARALLEL} (from /props) → this sweep measured one server: "
+            "past its slots, requests wait in its queue") in sweep, sweep
     assert_plateau_at_the_slots(sweep)
     spared = tagged_text(executed, "batch-exceptions")
     assert spared.startswith("without return_exceptions, the batch raised and kept no answer:"), spared
@@ -293,6 +296,9 @@ def test_async_notebook_gathers_sweeps_and_survives_failures(offline_server, cap
     assert number(r"⏱ a prompt that is too long: (\d+\.\d+) s", retried) < number(
         r"⏱ two 429s, then an answer: (\d+\.\d+) s", retried), "no backoff for a permanent error"
     assert "calls that reached the server: 2, answered 429 by the proxy: 5" in retried
+    # the notebook's own llm, retried on 429s, met none here (the proxies stand before other models)
+    assert re.search(r"this notebook's llm so far: (\d+) calls: \1 answered, 0 failed; HTTP 429 0 times",
+                     retried), retried
     fanned = tagged_text(executed, "fan-out")  # the exercise's fan-out on the real model
     assert fanned.count("✔ ") == 3, fanned
     assert "✗ The prompt is longer" in fanned, "offline: 2,048 tokens per request; kept as a failure"

@@ -66,7 +66,8 @@ def test_async_notebook_runs_on_the_hosted_code_path_behind_a_rate_limit(offline
     sweep = executed.tagged_text("sweep")
     assert measured["slots"] is None and measured["peaks"] == [None, None, None]
     assert "the server ran at once" not in sweep
-    assert ("server slots: not reported\nthis sweep measured NVIDIA's shared fleet over the "
+    assert re.search(r"^batch's default thread pool here: \d+ threads$", sweep, re.M), sweep
+    assert ("server slots: not reported → this sweep measured NVIDIA's shared fleet over the "
             "internet") in sweep, sweep
     # refused requests are failures, and the runs they were in have no time
     assert measured["values"] == [1, 2, 4]
@@ -77,7 +78,7 @@ def test_async_notebook_runs_on_the_hosted_code_path_behind_a_rate_limit(offline
     assert total >= 1, "12 calls in a row, every 7th refused"
     rows = {int(v): (t, s, int(n)) for v, t, s, n in SWEEP_ROW.findall(sweep)}
     assert sorted(rows) == [1, 2, 4], sweep
-    for level, runs in zip(measured["values"], failed):
+    for level, runs in zip(measured["values"], failed, strict=True):
         time_shown, _, failed_shown = rows[level]
         assert failed_shown == runs[0] and (time_shown == "—") == (runs[0] > 0), sweep
     assert f"{total} request(s) failed: counted as failed" in sweep

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from helpers import readiness
 from helpers.friendly_errors import BackendNotReady
 from helpers.ports import free_port
 from helpers.readiness import check_backend, wait_until_ready
@@ -40,14 +41,26 @@ class NimAnswering(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def nim_starting_later():
-    """A port where nothing listens for `delay_s`, then a NIM answers there; yields its settings."""
+def nim_starting_later(monkeypatch):
+    """A port where nothing listens until a readiness probe has been refused there, and for
+    `delay_s` after it; then a NIM answers there. Yields its settings."""
     servers = []
+    refused = threading.Event()
+    probe = readiness.check_ready
+
+    def watched_probe(settings):
+        found = probe(settings)
+        if not found.ready:
+            refused.set()
+        return found
+
+    monkeypatch.setattr(readiness, "check_ready", watched_probe)
 
     def start(delay_s: float) -> ConnectionSettings:
         port = free_port()
 
         def come_up():
+            refused.wait(60)
             time.sleep(delay_s)
             server = http.server.ThreadingHTTPServer(("127.0.0.1", port), NimAnswering)
             servers.append(server)
