@@ -19,7 +19,7 @@ from .hang_up import hang_up_outcome
 from .latency import LoadRun, load_reference, measure_prompt, record_stream, sweep_chart
 from .ports import free_port, port_open
 from .rate_limits import RateLimited, RateLimitRetry
-from .ray_processes import ray_processes, resident_gb
+from .ray_processes import ray_processes, resident_gb, start_ray
 from .readiness import Readiness, check_backend, check_ready, wait_until_ready
 from .server_activity import RequestPeak, ServerWatch, server_busy, watch_server, watches_chart
 from .server_metrics import ServerMetrics, busy_slots, read_metrics, requests_in_flight, server_slots
@@ -46,7 +46,7 @@ __all__ = [
     "StreamBoard", "plot_timelines", "timelines_chart",
     # serving streams: SSE, a background server, Ray, the bridge, a web page
     "BackgroundServer", "add_stream_page", "free_port", "iter_sse_text",
-    "iterate_in_thread", "port_open", "ray_processes", "resident_gb",
+    "iterate_in_thread", "port_open", "ray_processes", "resident_gb", "start_ray",
     "sse_lines", "sse_response", "two_clients", "plot_two_clients",
     # faults to learn from, and rate limits to live with
     "RateLimitingProxy", "RateLimitRetry", "RateLimited",

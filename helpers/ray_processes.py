@@ -42,3 +42,16 @@ def resident_gb(processes: Iterable) -> float:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return total / 1e9
+
+
+def start_ray(**init_options):
+    """`ray.init(**init_options)`, tried a second time after a failed start: on a busy machine
+    Ray's own start-up waits (30 s for the raylet, less for its agents) can run out."""
+    import ray
+
+    try:
+        return ray.init(**init_options)
+    except Exception as first:  # Ray raises a bare Exception when a node times out at start
+        print(f"Ray did not start ({str(first).splitlines()[0][:120]}); stopping it and trying once more.")
+        ray.shutdown()
+        return ray.init(**init_options)

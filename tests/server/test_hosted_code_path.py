@@ -58,8 +58,10 @@ def test_async_notebook_runs_on_the_hosted_code_path_behind_a_rate_limit(offline
     assert measured["backend"] == "hosted" and measured["hosted"] is True
     assert "Backend: NVIDIA's hosted API catalog" in text
 
-    # fewer requests there: what the notebook asked for fits the catalog's minute
-    assert catalog.forwarded <= HOSTED_REQUESTS_PER_MINUTE, catalog.forwarded
+    # fewer requests there: what the notebook sent, less `llm`'s retries, fits the catalog's minute
+    stats = measured["retry"]
+    sent = catalog.forwarded + catalog.rejected - stats["rate_limited"]
+    assert sent < HOSTED_REQUESTS_PER_MINUTE, (catalog.forwarded, catalog.rejected, stats)
     assert catalog.rejected >= 2, "the rate limit was met"
 
     # the sweep: no slots, no server metrics, and it says what it measures there
@@ -92,7 +94,6 @@ def test_async_notebook_runs_on_the_hosted_code_path_behind_a_rate_limit(offline
     tally = re.search(r"this notebook's llm so far: (\d+) calls: (\d+) answered, 0 failed; "
                       r"HTTP 429 (\d+) times", executed.tagged_text("retry"))
     assert tally and tally[1] == tally[2] and int(tally[3]) >= 1, executed.tagged_text("retry")
-    stats = measured["retry"]
     assert len(stats["failures"]) == 1 and "RateLimited" not in stats["failures"], stats
     assert stats["rate_limited"] >= int(tally[3])
     assert stats["answered"] + stats["failed"] == stats["calls"] and stats["timed"] == stats["answered"]

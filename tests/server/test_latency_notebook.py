@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from helpers.fault_injection import RateLimitingProxy
+from helpers.rate_limits import HOSTED_REQUESTS_PER_MINUTE
 
 from notebook_runner import assert_nothing_left_behind, execute, register_report, reported, run_notebook
 from support import REPO
@@ -165,4 +166,52 @@ def test_a_level_where_every_request_was_refused_shows_failures_not_latency(offl
     assert level_one and level_one.groups() == ("NaN", "NaN"), f"no TTFT for refused requests:\n{sweep}"
     assert "concurrency   1: every request failed" in executed.tagged_text("yours-vs-helper")
     assert re.search(r"yours, 2 → 12: throughput ×\d", executed.tagged_text("reference"))
+    assert_nothing_left_behind(marker)
+
+
+HOSTED_REPORT = f"""
+import json
+print({MARK!r} + json.dumps({{
+    "backend": settings.backend, "slots": slots, "levels": levels,
+    "requests": [len(r.results) for r in runs], "failed": [len(r.results) - len(r.answered) for r in runs],
+    "first_failed": len(first_run.results) - len(first_run.answered),
+    "retry": {{"calls": retry.stats.calls, "answered": retry.stats.answered,
+               "rate_limited": retry.stats.rate_limited, "failed": retry.stats.failed}},
+}}))
+"""
+
+
+def test_on_the_hosted_code_path_the_sweep_is_small_says_what_it_measures_and_counts_429s(offline_server):
+    """KIT_BACKEND=hosted through a proxy that refuses every 7th model call with 429 and a
+    Retry-After, in front of the real offline server: the notebook reads no slots, sends fewer
+    requests than the hosted catalog allows in a minute, says the sweep measures NVIDIA's shared
+    fleet, counts refused load requests as failed, and the one-at-a-time requests of sections 3
+    and 4 wait out their 429s (RateLimitRetry) instead of failing."""
+    import nbformat
+
+    notebook = nbformat.read(REPO / "solutions" / f"{NAME}.ipynb", as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(HOSTED_REPORT, metadata={"tags": ["measurements"]}))
+    marker = f"kit-run-{uuid.uuid4().hex}"
+    with RateLimitingProxy(offline_server.base_url, reject_every=7, retry_after_s=1) as catalog:
+        executed = execute(notebook, timeout_s=300, workdir=REPO / "solutions",
+                           env={"NIM_BASE_URL": catalog.base_url, "KIT_BACKEND": "hosted",
+                                "NVIDIA_API_KEY": "nvapi-stand-in", "KIT_DISPLAY": "plain",
+                                "KIT_RUN_MARKER": marker})
+    assert executed.error is None, executed.error
+    assert not executed.cells_with_errors()
+    measured = reported(executed, MARK)
+    assert measured["backend"] == "hosted" and measured["slots"] is None
+    sent = catalog.forwarded + catalog.rejected - measured["retry"]["rate_limited"]
+    assert sent < HOSTED_REQUESTS_PER_MINUTE, (catalog.forwarded, catalog.rejected, measured)
+    assert catalog.rejected >= 3, "the rate limit was met"
+    assert measured["levels"] == [1, 2, 4, 8] and measured["requests"] == [2, 2, 4, 8]
+    sweep = executed.tagged_text("sweep")
+    assert "this sweep measures NVIDIA's shared fleet over the internet" in sweep, sweep
+    refused = sum(measured["failed"]) + measured["first_failed"]
+    assert refused >= 1, "some load requests met the rate limit"
+    if sum(measured["failed"]):
+        assert f"{sum(measured['failed'])} requests failed, counted in the column 'failed'" in sweep
+    retry = measured["retry"]
+    assert retry["calls"] == 5 and retry["answered"] == 5 and retry["failed"] == 0, retry
+    assert executed.tagged_text("prefill").startswith("TTFT ")
     assert_nothing_left_behind(marker)
