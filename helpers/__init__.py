@@ -6,52 +6,50 @@
 submodules are the implementation; `helpers.grading` serves the exercises' hidden tests.
 """
 
-from .async_streams import StreamBoard, plot_timelines, timelines_chart
+from .async_streams import StreamBoard, plot_timelines
 from .background_server import BackgroundServer
-from .batch_progress import BatchProgress, batch_with_progress
+from .batch_progress import batch_with_progress
 from .bridge import iterate_in_thread, plot_two_clients, two_clients
 from .charts import bar_chart, plot_timeline, show
 from .chat_panel import ChatPanel
 from .chunks import chunk_text
 from .fault_injection import RateLimitingProxy
-from .friendly_errors import BackendNotReady, KitError, enable_friendly_errors, explain, is_transient
+from .friendly_errors import enable_friendly_errors, explain, is_transient
 from .hang_up import hang_up_outcome
 from .latency import LoadRun, load_reference, measure_prompt, record_stream, sweep_chart
 from .ports import free_port, port_open
-from .rate_limits import RateLimited, RateLimitRetry
+from .rate_limits import RateLimitRetry
 from .ray_processes import ray_processes, resident_gb, start_ray
-from .readiness import Readiness, check_backend, check_ready, wait_until_ready
-from .server_activity import RequestPeak, ServerWatch, server_busy, watch_server, watches_chart
-from .server_metrics import ServerMetrics, busy_slots, read_metrics, requests_in_flight, server_slots
-from .settings import OFFLINE_CAVEAT, ConnectionSettings, load_settings
+from .readiness import check_backend, check_ready, wait_until_ready
+from .server_activity import RequestPeak, watch_server, watches_chart
+from .server_metrics import server_slots
+from .settings import load_settings
 from .sse import iter_sse_text, sse_lines, sse_response
 from .streaming import StreamResult, stream_print
-from .timing import Comparison, Sweep, Timer, compare, concurrency_sweep
+from .timing import Timer, compare, concurrency_sweep
 from .web_page import add_stream_page
 
 __all__ = [
     # where the model is, whether it is ready, and errors that read as one paragraph
-    "BackendNotReady", "ConnectionSettings", "KitError", "OFFLINE_CAVEAT", "Readiness",
     "check_backend", "check_ready", "enable_friendly_errors", "explain", "is_transient",
     "load_settings", "wait_until_ready",
     # streams as they arrive, and their timing
     "StreamResult", "chunk_text", "stream_print",
-    "Comparison", "Sweep", "Timer", "compare", "concurrency_sweep",
+    "Timer", "compare", "concurrency_sweep",
     "bar_chart", "plot_timeline", "show",
     # what the server itself reports
-    "RequestPeak", "ServerMetrics", "ServerWatch", "busy_slots", "read_metrics",
-    "requests_in_flight", "server_busy", "server_slots", "watch_server", "watches_chart",
+    "RequestPeak", "server_slots", "watch_server", "watches_chart",
     "hang_up_outcome",
     # several streams at once
-    "StreamBoard", "plot_timelines", "timelines_chart",
+    "StreamBoard", "plot_timelines",
     # serving streams: SSE, a background server, Ray, the bridge, a web page
     "BackgroundServer", "add_stream_page", "free_port", "iter_sse_text",
     "iterate_in_thread", "port_open", "ray_processes", "resident_gb", "start_ray",
     "sse_lines", "sse_response", "two_clients", "plot_two_clients",
     # faults to learn from, and rate limits to live with
-    "RateLimitingProxy", "RateLimitRetry", "RateLimited",
+    "RateLimitingProxy", "RateLimitRetry",
     # latency and throughput
     "LoadRun", "load_reference", "measure_prompt", "record_stream", "sweep_chart",
     # widgets
-    "BatchProgress", "ChatPanel", "batch_with_progress",
+    "ChatPanel", "batch_with_progress",
 ]

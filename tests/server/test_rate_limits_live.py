@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from helpers import RateLimited, RateLimitingProxy, RateLimitRetry, explain
+from helpers import RateLimitingProxy, RateLimitRetry, explain
+from helpers.rate_limits import RateLimited
 from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings, chat_model
 
 pytestmark = pytest.mark.timeout(180, func_only=True)

@@ -45,3 +45,24 @@ def test_notebooks_import_helpers_from_the_package():
                 source = "".join(cell["source"])
                 offenders += [f"{path.name}: helpers.{m}" for m in SUBMODULE_IMPORT.findall(source)]
     assert offenders == [], "import these from `helpers` (and export them there)"
+
+
+def notebook_imports() -> set[str]:
+    """Every name the solution notebooks import from `helpers`."""
+    import ast
+
+    names = set()
+    for path in sorted((REPO / "solutions").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            source = re.sub(r"^\s*[%!].*$", "", "".join(cell["source"]), flags=re.M)
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.ImportFrom) and node.module == "helpers":
+                    names |= {alias.name for alias in node.names}
+    return names
+
+
+def test_every_public_name_is_used_by_a_notebook():
+    """The public API is the notebooks' instruments: nothing exported that no lesson uses."""
+    assert set(helpers.__all__) - notebook_imports() == set(), "exported, but no notebook imports it"
