@@ -65,7 +65,7 @@ test: setup-dev browser-deps  ## ruff, then the whole test suite (tests/unit, in
 	$(BIN)/ruff check .
 	# Two workers: the tests on the model server run one after another on one of them (their
 	# measurements share no server), the unit and integration tiers on the other.
-	$(BIN)/python -m pytest -ra --durations=25 -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -ra --durations=25 -n 2
 
 test-fast: setup-dev  ## the unit tier, tests/unit: no model server, kernel, nbgrader or browser (< 1 minute)
 	$(BIN)/python -m pytest -ra -q tests/unit

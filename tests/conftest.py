@@ -14,7 +14,7 @@ TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "integration", "server", "browser")
 SERVER_FIXTURES = {"offline_server", "llm"}
 NO_SERVER_TIERS = ("unit", "integration")
-MODEL_TIERS = ("server", "browser")
+MODEL_TIER_PATHS = ("tests/server/", "tests/browser/")
 
 
 def tier_of(item) -> str | None:
@@ -34,16 +34,26 @@ def _wrong_tier(item, fixtures) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """Mark every test with its folder's tier; `-m server` and the like select by folder. Under
-    pytest-xdist (`make test`), the tiers that use a model server form one group, run one after
-    another by one worker, so no measurement shares the server or its slots with another test."""
+    """Mark every test with its folder's tier; `-m server` and the like select by folder."""
     for item in items:
         tier = tier_of(item)
         if tier is None:
             raise pytest.UsageError(f"{item.nodeid}: test files live in tests/<tier>/, one of {TIERS}")
         item.add_marker(getattr(pytest.mark, tier))
-        if tier in MODEL_TIERS:
-            item.add_marker(pytest.mark.xdist_group("model"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (`make test` runs two workers), every test of the tiers that use a
+    model server goes to one worker, one after another, so no measurement shares the server or
+    its slots with another test; the unit and integration tests spread over the workers."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModelTestsOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "model server" if nodeid.startswith(MODEL_TIER_PATHS) else nodeid
+
+    return ModelTestsOnOneWorker(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
