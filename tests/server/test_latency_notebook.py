@@ -160,8 +160,11 @@ def test_a_level_where_every_request_was_refused_shows_failures_not_latency(offl
     first = executed.tagged_text("five-numbers")
     assert first.count("✗ failed:") == 4 and "0 answered, 4 failed" in first, first
     sweep = executed.tagged_text("sweep")
-    refused = r"^4 requests failed, counted in the column 'failed' and in no latency"
-    assert re.search(refused, sweep, re.M), sweep
+    # the refused level's 4 are failures; the total printed is the table's own 'failed' column
+    # (a request at 12 in flight may fail too, for its own reason: counted, never timed)
+    total = re.search(r"^(\d+) requests failed, counted in the column 'failed'", sweep, re.M)
+    column = [int(n) for n in re.findall(r"^\d+ +\d+ +\d+ +(\d+) +\d+\.\d+", sweep, re.M)]
+    assert total and int(total.group(1)) == sum(column) >= 4, sweep
     level_one = re.search(r"^1 +4 +0 +4 +\d+\.\d+ +(\S+) +(\S+)", sweep, re.M)
     assert level_one and level_one.groups() == ("NaN", "NaN"), f"no TTFT for refused requests:\n{sweep}"
     assert "concurrency   1: every request failed" in executed.tagged_text("yours-vs-helper")
