@@ -46,7 +46,7 @@ def test_async_notebook_runs_on_the_hosted_code_path_behind_a_rate_limit(offline
     with RateLimitingProxy(offline_server.base_url, reject_every=EVERY, retry_after_s=1) as catalog:
         executed = execute(notebook, timeout_s=180, workdir=REPO / "solutions",
                            env={"NIM_BASE_URL": catalog.base_url, "KIT_BACKEND": "hosted",
-                                "NVIDIA_API_KEY": "nvapi-stand-in", "KIT_DISPLAY": "plain",
+                                "NVIDIA_API_KEY": "stand-in-key", "KIT_DISPLAY": "plain",
                                 "KIT_RUN_MARKER": marker})
     with capsys.disabled():
         print(f"\n⏱ solutions/{NAME}.ipynb on the hosted code path executed in {executed.seconds:.1f} s "

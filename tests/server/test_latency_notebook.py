@@ -198,7 +198,7 @@ def test_on_the_hosted_code_path_the_sweep_is_small_says_what_it_measures_and_co
     with RateLimitingProxy(offline_server.base_url, reject_every=7, retry_after_s=1) as catalog:
         executed = execute(notebook, timeout_s=300, workdir=REPO / "solutions",
                            env={"NIM_BASE_URL": catalog.base_url, "KIT_BACKEND": "hosted",
-                                "NVIDIA_API_KEY": "nvapi-stand-in", "KIT_DISPLAY": "plain",
+                                "NVIDIA_API_KEY": "stand-in-key", "KIT_DISPLAY": "plain",
                                 "KIT_RUN_MARKER": marker})
     assert executed.error is None, executed.error
     assert not executed.cells_with_errors()

@@ -23,7 +23,7 @@ from llm_kit.preflight.table import FAIL, PASS, WARN
 
 from support.preflight import FAULT_RUN, assert_only_red, run_in_process, table_rows
 
-KEY = "nvapi-test-only-0123456789"
+KEY = "test-only-key-0123456789"
 CALL_ROWS = ("invoke", "stream", "usage chunk", "batch", "answer cap", "structured",
              "cached tokens", "Stop seen")
 

@@ -13,7 +13,7 @@ from llm_kit.backend import configured_backend
 from llm_kit.preflight.checks import notebook_llm
 
 NAMES = ("NVIDIA_API_KEY", "NVIDIA_USAGE_TELEMETRY_ENABLED", "NIM_BASE_URL", "NIM_MODEL")
-KEY = "nvapi-from-dotenv-only"
+KEY = "key-from-dotenv-only"
 
 
 @pytest.fixture
