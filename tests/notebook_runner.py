@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from support import REPO, assert_none_left
 class Executed:
     notebook: nbformat.NotebookNode
     seconds: float
-    error: CellExecutionError | None
+    error: CellExecutionError | str | None
     marker: str = ""  # in the environment of the kernel and of every process it started
 
     def cells_with_errors(self) -> list[dict]:
@@ -117,22 +118,56 @@ def register_report(name: str, report: str) -> None:
 
 
 def run_notebook(folder: str, name: str) -> Executed:
-    """solutions/<name> or notebooks/<name> (the student copy, errors allowed), executed once
-    per session with plain display and a marker that its kernel's processes inherit."""
-    key = (folder, name)
-    if key not in _RUNS:
-        notebook = nbformat.read(REPO / folder / f"{name}.ipynb", as_version=4)
-        if folder == "solutions" and name in _REPORTS:
-            notebook.cells.append(nbformat.v4.new_code_cell(_REPORTS[name],
-                                                            metadata={"tags": ["measurements"]}))
-        marker = f"kit-run-{uuid.uuid4().hex}"
-        executed = execute(notebook, allow_errors=folder == "notebooks", timeout_s=CELL_TIMEOUT_S,
-                           env={"KIT_RUN_MARKER": marker, "KIT_DISPLAY": "plain"},
-                           workdir=REPO / folder)
-        executed.marker = marker
-        print(f"\n⏱ {folder}/{name}.ipynb executed in {executed.seconds:.1f} s")
-        _RUNS[key] = executed
-    return _RUNS[key]
+    """solutions/<name> or notebooks/<name> (the student copy), as seen in the session's one run
+    of the pair (see `_run_pair`), with plain display and a marker its kernel's processes inherit."""
+    if (folder, name) not in _RUNS:
+        _run_pair(name)
+    return _RUNS[(folder, name)]
+
+
+def _run_pair(name: str) -> None:
+    """Execute a notebook and its student copy as one kernel session, and keep a view of each.
+
+    nbgrader's release changes only the exercise's cells (the sync test proves it), so the two
+    share every cell before and after the exercise. The run executes the shared cells once; at
+    the exercise it runs the student copy's cells (the unanswered stub fails, as in Run All),
+    then the solution's, so the lesson goes on as the solution's own run would. Each view is
+    the cells its notebook has, in its order, with the outputs of that run."""
+    solution = nbformat.read(REPO / "solutions" / f"{name}.ipynb", as_version=4)
+    student = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
+    assert len(solution.cells) == len(student.cells), f"{name}: student copy out of sync (make release)"
+    pairs = zip(solution.cells, student.cells, strict=True)
+    differ = [i for i, (a, b) in enumerate(pairs) if a.source != b.source]
+    first, last = (differ[0], differ[-1]) if differ else (len(solution.cells), len(solution.cells) - 1)
+    before, after = solution.cells[:first], solution.cells[last + 1:]
+    student_region = [copy.deepcopy(c) for c in student.cells[first:last + 1]]
+    solution_region = [copy.deepcopy(c) for c in solution.cells[first:last + 1]]
+    report = ([nbformat.v4.new_code_cell(_REPORTS[name], metadata={"tags": ["measurements"]})]
+              if name in _REPORTS else [])
+    combined = copy.deepcopy(solution)
+    combined.cells = before + student_region + solution_region + after + report
+    marker = f"kit-run-{uuid.uuid4().hex}"
+    executed = execute(combined, allow_errors=True, timeout_s=CELL_TIMEOUT_S,
+                       env={"KIT_RUN_MARKER": marker, "KIT_DISPLAY": "plain"},
+                       workdir=REPO / "solutions")
+    print(f"\n⏱ solutions/{name}.ipynb and its student copy executed in {executed.seconds:.1f} s")
+    for folder, cells in (("solutions", before + solution_region + after + report),
+                          ("notebooks", before + student_region + after)):
+        view = copy.copy(combined)
+        view.cells = cells
+        _RUNS[(folder, name)] = Executed(view, executed.seconds, None, marker)
+    _RUNS[("solutions", name)].error = _first_error(_RUNS[("solutions", name)])
+
+
+def _first_error(executed: Executed) -> str | None:
+    """What stopped Run All: the first error outside the cells tagged raises-exception."""
+    for index, cell in enumerate(executed.notebook.cells):
+        if "raises-exception" in cell.metadata.get("tags", []):
+            continue
+        for out in cell.get("outputs", []):
+            if out.output_type == "error":
+                return f"cell {index}: {out.ename}: {out.evalue}"
+    return None
 
 
 def processes_with_marker(marker: str) -> list[tuple[int, list[str]]]:
