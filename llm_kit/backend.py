@@ -51,9 +51,11 @@ class Backend:
     server runs when that is the choice: reused when one runs on `port`, else started; leaving
     stops it only if it was started here."""
 
-    def __init__(self, settings: ConnectionSettings, port: int, configured: bool, say: Say):
+    def __init__(self, settings: ConnectionSettings, port: int, configured: bool, say: Say,
+                 parallel: int | None = None):
         self.settings = settings
         self.port = port
+        self.parallel = parallel  # slots of an offline server started here (None: the default)
         self.configured = configured  # the user's backend, not the offline server
         self.server = None  # the offline server's ServerStatus, once entered
         self.started = False  # started on entry (so stopped on exit)
@@ -73,7 +75,8 @@ class Backend:
             self.server = running
             return self
         self.say(f"Starting the offline server on port {self.port} (it loads, then warms up)…")
-        self.server = start_server(port=self.port, quiet=True)
+        slots = {} if self.parallel is None else {"parallel": self.parallel}
+        self.server = start_server(port=self.port, quiet=True, **slots)
         self.started = True
         self.say(f"✅ Offline model server ready: {self.settings.base_url} (model "
                  f"{OFFLINE_MODEL_ID}, warmed up)\n   log: {self.server.log}")
@@ -89,9 +92,10 @@ class Backend:
 
 
 def pick_backend(port: int = DEFAULT_PORT, configured: ConnectionSettings | None = None, *,
-                 say: Say = print) -> Backend:
+                 say: Say = print, parallel: int | None = None) -> Backend:
     """`configured` (e.g. `configured_backend()`) if it answers, else the offline server on
-    `port`; says which through `say` (None: silent). Starts nothing: `with` the result does."""
+    `port` (started with `parallel` slots when one is started); says which through `say` (None:
+    silent). Starts nothing: `with` the result does."""
     if configured is not None:
         readiness = check_ready(configured)
         if readiness.state in USABLE:
@@ -99,4 +103,4 @@ def pick_backend(port: int = DEFAULT_PORT, configured: ConnectionSettings | None
             return Backend(configured, port, configured=True, say=say)
         _tell(say, f"The configured backend {configured.base_url} is not usable "
                    f"({readiness.state}); falling back to the offline model.")
-    return Backend(offline_settings(port), port, configured=False, say=say)
+    return Backend(offline_settings(port), port, configured=False, say=say, parallel=parallel)

@@ -70,10 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
                               help="print what would be started and exit")
         workshop.set_defaults(run=_workshop)
 
+    from .classroom.cli import add_classroom_command
     from .grading.cli import add_grading_commands
     from .preflight import add_preflight_command
 
     add_grading_commands(commands)
+    add_classroom_command(commands, _env_int("KIT_SERVER_PORT", DEFAULT_PORT))
     add_preflight_command(commands, _env_int("KIT_SERVER_PORT", DEFAULT_PORT))
     return parser
 

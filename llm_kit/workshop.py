@@ -91,7 +91,7 @@ class Stop(Exception):
     """SIGTERM or SIGHUP arrived: stop like Ctrl-C does."""
 
 
-def _raise_stop(signum, frame) -> None:
+def raise_stop(signum, frame) -> None:
     raise Stop(signal.Signals(signum).name)
 
 
@@ -109,7 +109,7 @@ def run_workshop(lab_port: int = 8888, lab_ip: str | None = None, server_port: i
         return 0
     if not port_is_free(ip if ip != "0.0.0.0" else "127.0.0.1", lab_port):
         raise KitError(f"Port {lab_port} is taken; run `make workshop KIT_LAB_PORT=8890`.")
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, raise_stop) for sig in STOP_SIGNALS}
     server, lab = contextlib.ExitStack(), None
     try:
         server.enter_context(backend)  # reuses or starts the offline server when that is the choice
@@ -132,7 +132,7 @@ def run_workshop(lab_port: int = 8888, lab_ip: str | None = None, server_port: i
         for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
             signal.signal(sig, signal.SIG_IGN)
         if lab is not None:
-            _stop_lab(lab)
+            stop_process_tree(lab)
         server.close()  # stops the offline server if it was started here
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -156,14 +156,15 @@ def _start_lab(settings: ConnectionSettings, lab_port: int, ip: str,
     try:
         _wait_for_lab(base, lab)
     except BaseException:
-        _stop_lab(lab)
+        stop_process_tree(lab)
         raise
     first = f"notebooks/{FIRST_NOTEBOOK}" if instructor else FIRST_NOTEBOOK
     return lab, f"{base}/lab/tree/{first}?token={token}", lab_log
 
 
-def _stop_lab(lab: subprocess.Popen) -> None:
-    """SIGTERM JupyterLab (it shuts its kernels down), then end whatever of it is left."""
+def stop_process_tree(lab: subprocess.Popen, grace_s: float = 15) -> None:
+    """SIGTERM a process (JupyterLab, a hub) so it shuts its own children down (kernels, servers),
+    then end whatever of it and its descendants is left."""
     try:
         family = psutil.Process(lab.pid).children(recursive=True)
     except psutil.NoSuchProcess:
@@ -171,7 +172,7 @@ def _stop_lab(lab: subprocess.Popen) -> None:
     if lab.poll() is None:
         lab.send_signal(signal.SIGTERM)
         try:
-            lab.wait(15)
+            lab.wait(grace_s)
         except subprocess.TimeoutExpired:
             lab.kill()
             lab.wait()

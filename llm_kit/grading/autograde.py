@@ -45,8 +45,11 @@ def db_url(course: Path) -> str:
 
 
 def place(submission: Submission, course: Path) -> None:
-    """Put a submission where nbgrader expects it: submitted/<student>/<assignment>/<id>.ipynb."""
+    """Put a submission where nbgrader expects it: submitted/<student>/<assignment>/<id>.ipynb
+    (one that `nbgrader collect` put there stays, with its timestamp)."""
     folder = course / "submitted" / submission.student / submission.assignment
+    if submission.path.resolve() == (folder / f"{submission.assignment}.ipynb").resolve():
+        return
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
