@@ -1,4 +1,4 @@
-"""Shared fixtures (one real offline llama-server for the whole session) and the tier rule: a
+"""Shared fixtures (one real offline llama-server for each test process) and the tier rule: a
 test's marker is the name of its folder, tests/<tier>/."""
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ import pytest
 from helpers.settings import OFFLINE_MODEL_ID
 
 TESTS = Path(__file__).resolve().parent
-TIERS = ("unit", "integration", "server", "browser")
+TIERS = ("unit", "integration", "server", "browser", "workflows")
 SERVER_FIXTURES = {"offline_server", "llm"}
 NO_SERVER_TIERS = ("unit", "integration")
-MODEL_TIER_PATHS = ("tests/server/", "tests/browser/")
+# the tiers that measure: they share one server, one test at a time, and get the CPU first
+MEASURING_TIER_PATHS = ("tests/server/", "tests/browser/")
+BACKGROUND_NICENESS = 10  # the other worker's share of a busy CPU: about a tenth
+_background = False  # set in the worker that runs the tiers which do not measure
 
 
 def tier_of(item) -> str | None:
@@ -44,24 +47,40 @@ def pytest_collection_modifyitems(items):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Under pytest-xdist (`make test` runs two workers), every test of the tiers that use a
-    model server goes to one worker, one after another, so no measurement shares the server or
-    its slots with another test; the unit and integration tests spread over the workers."""
+    """Under pytest-xdist (`make test` runs two workers), every test of the tiers that measure
+    (server, browser) goes to one worker, one after another, so no measurement shares the
+    server or its slots with another test. The other worker runs the workflows (first: they
+    take longest), then the unit and integration tests, at a lower CPU priority (see
+    `_run_in_the_background`), with a server of its own."""
     from xdist.scheduler import LoadScopeScheduling
 
-    class ModelTestsOnOneWorker(LoadScopeScheduling):
+    class MeasuringTestsOnOneWorker(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "model server" if nodeid.startswith(MODEL_TIER_PATHS) else nodeid
+            if nodeid.startswith(MEASURING_TIER_PATHS):
+                return "measuring"
+            return "workflows" if nodeid.startswith("tests/workflows/") else nodeid
 
-    return ModelTestsOnOneWorker(config, log)
+    return MeasuringTestsOnOneWorker(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """A unit or integration test that asks for the model server fails before it starts one."""
+    """A unit or integration test that asks for the model server fails before it starts one;
+    under xdist, a test that measures nothing lowers its worker's priority first."""
     wrong = _wrong_tier(item, getattr(item, "fixturenames", ()))
     if wrong:
         pytest.fail(wrong, pytrace=False)
+    if os.environ.get("PYTEST_XDIST_WORKER") and not item.nodeid.startswith(MEASURING_TIER_PATHS):
+        _run_in_the_background()
+
+
+def _run_in_the_background() -> None:
+    """This worker (and all it starts: kernels, servers, nbgrader) yields the CPU to the
+    measuring worker: its tests assert outcomes, never timings."""
+    global _background
+    if not _background:
+        os.nice(BACKGROUND_NICENESS)
+        _background = True
 
 
 @pytest.fixture(autouse=True)
@@ -82,8 +101,10 @@ def offline_server():
     from helpers.ports import free_port
     from llm_kit.backend import pick_backend
 
-    port = int(os.environ.get("KIT_TEST_SERVER_PORT") or free_port())
-    # reused when running there (a developer may keep one between runs), else started and stopped
+    # reused when running there (a developer may keep one between runs), else started and
+    # stopped; the background worker always has its own, so no measurement shares a server
+    reuse = None if _background else os.environ.get("KIT_TEST_SERVER_PORT")
+    port = int(reuse or free_port())
     with pick_backend(port, say=None) as backend:
         status = backend.server
         saved = {k: os.environ.get(k) for k in ("NIM_BASE_URL", "NIM_MODEL", "NVIDIA_API_KEY")}

@@ -1,6 +1,6 @@
 """A submission whose kernel dies: graded up to the cell it died in, and reported to the instructor
 in one sentence (the likely cause and what to do), never as a traceback fragment. The real case
-(`os._exit` in the FAQ answer) is in tests/server/test_exercise_grading.py."""
+(`os._exit` in the FAQ answer) is in tests/workflows/test_exercise_grading.py."""
 
 from __future__ import annotations
 
