@@ -6,7 +6,7 @@
 submodules are the implementation; `helpers.grading` serves the exercises' hidden tests.
 """
 
-from .async_streams import StreamBoard, plot_timelines
+from .async_streams import StreamBoard
 from .background_server import BackgroundServer
 from .batch_progress import batch_with_progress
 from .bridge import iterate_in_thread, plot_two_clients, two_clients
@@ -16,9 +16,8 @@ from .chunks import chunk_text
 from .fault_injection import RateLimitingProxy
 from .friendly_errors import enable_friendly_errors, explain, is_transient
 from .hang_up import hang_up_outcome
-from .latency import LoadRun, load_reference, measure_prompt, record_stream, sweep_chart
+from .latency import LoadRun, load_reference, measure_prompt, plot_sweep, record_stream
 from .ports import free_port, port_open
-from .rate_limits import RateLimitRetry
 from .ray_processes import ray_processes, resident_gb, start_ray
 from .readiness import check_backend, check_ready, wait_until_ready
 from .server_activity import RequestPeak, watch_server, watches_chart
@@ -26,7 +25,7 @@ from .server_metrics import server_slots
 from .settings import load_settings
 from .sse import iter_sse_text, sse_lines, sse_response
 from .streaming import StreamResult, stream_print
-from .timing import Timer, compare, concurrency_sweep
+from .timing import Timer, compare
 from .web_page import add_stream_page
 
 __all__ = [
@@ -35,21 +34,21 @@ __all__ = [
     "load_settings", "wait_until_ready",
     # streams as they arrive, and their timing
     "StreamResult", "chunk_text", "stream_print",
-    "Timer", "compare", "concurrency_sweep",
+    "Timer", "compare",
     "bar_chart", "plot_timeline", "show",
     # what the server itself reports
     "RequestPeak", "server_slots", "watch_server", "watches_chart",
     "hang_up_outcome",
     # several streams at once
-    "StreamBoard", "plot_timelines",
+    "StreamBoard",
     # serving streams: SSE, a background server, Ray, the bridge, a web page
     "BackgroundServer", "add_stream_page", "free_port", "iter_sse_text",
     "iterate_in_thread", "port_open", "ray_processes", "resident_gb", "start_ray",
     "sse_lines", "sse_response", "two_clients", "plot_two_clients",
-    # faults to learn from, and rate limits to live with
-    "RateLimitingProxy", "RateLimitRetry",
+    # faults to learn from
+    "RateLimitingProxy",
     # latency and throughput
-    "LoadRun", "load_reference", "measure_prompt", "record_stream", "sweep_chart",
+    "LoadRun", "load_reference", "measure_prompt", "plot_sweep", "record_stream",
     # widgets
     "ChatPanel", "batch_with_progress",
 ]

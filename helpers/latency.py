@@ -265,3 +265,10 @@ def sweep_chart(runs: Sequence[LoadRun], slots: int | None = None, title: str | 
     ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=7)
     ax.set_title(title or "Aggregate throughput and latency by concurrency", fontsize=9)
     return fig
+
+
+def plot_sweep(runs: Sequence[LoadRun], slots: int | None = None, title: str | None = None):
+    """Show (and return) `sweep_chart`: aggregate tokens/s and TTFT/ITL by concurrency."""
+    from .charts import show
+
+    return show(sweep_chart(runs, slots, title))

@@ -1,11 +1,14 @@
 """A small web page that shows an SSE stream as it arrives, served by your FastAPI app.
 
-The page posts a prompt to the app's SSE endpoint (the kit's format: `data: {"delta": ...}`
-events, then `event: done`, whose data may carry the server's own `server_ttft_ms`), reads the
-response with `fetch` and a stream reader, appends every piece to the answer as it arrives, and
-shows the time to first token measured in the browser (`performance.now()` from the request to
-the first text). Stop aborts the request. When an answer ends, the page sends its timings back
-to the app (`POST <page>timings`), so the notebook can read what the browser measured.
+The page is built around a reader that notebook 10 writes (`reader_js`): a JavaScript function
+`readStream(url, body, onText, signal)` that posts `body` to the app's SSE endpoint (the kit's
+format: `data: {"delta": ...}` events, then `event: done`, whose data may carry the server's own
+`server_ttft_ms`), calls `onText(delta)` for every piece of text as it arrives, and returns the
+`done` event's data (null when the stream ended without one). This module adds the rest: a text
+box, Ask and Stop (which aborts the request through `signal`), the answer growing as text, the
+time to first token measured in the browser (`performance.now()` from the request to the first
+text), and the timings sent back to the app when an answer ends (`POST <page>timings`), so the
+notebook can read what the browser measured.
 """
 
 from __future__ import annotations
@@ -64,22 +67,9 @@ function setState(state) {
   $("stop").disabled = !busy;
 }
 
-function parseEvent(block) {  // one server-sent event: its name and its data lines joined
-  let name = "message";
-  const data = [];
-  for (const line of block.split("\\n")) {
-    if (line.startsWith(":")) continue;  // a comment (keep-alive)
-    const colon = line.indexOf(":");
-    const field = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "event") name = value;
-    else if (field === "data") data.push(value);
-  }
-  return {name, data: data.join("\\n")};
-}
+__READER__
 
-async function ask() {
+async function ask() {  // the page's part: the reader above does the streaming
   const answer = $("answer");
   answer.textContent = "";
   for (const id of ["ttft", "server-ttft", "total"]) { $(id).textContent = "—"; $(id).dataset.ms = ""; }
@@ -89,48 +79,26 @@ async function ask() {
   controller = new AbortController();
   setState("waiting");
   const started = performance.now();
-  try {
-    const response = await fetch(STREAM_URL, {
-      method: "POST", headers: {"Content-Type": "application/json"}, signal: controller.signal,
-      body: JSON.stringify({prompt: $("prompt").value, max_tokens: Number($("max-tokens").value)}),
-    });
-    if (!response.ok) throw new Error(`the server answered ${response.status}`);
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "", finished = false;
-    while (!finished) {
-      const {value, done} = await reader.read();
-      if (done) break;
-      buffer += value.replace(/\\r\\n/g, "\\n");
-      let cut;
-      while (!finished && (cut = buffer.indexOf("\\n\\n")) >= 0) {
-        const event = parseEvent(buffer.slice(0, cut));
-        buffer = buffer.slice(cut + 2);
-        if (event.name === "done") {
-          const data = event.data ? JSON.parse(event.data) : {};
-          if (data.server_ttft_ms != null) {
-            timing.server_ttft_ms = data.server_ttft_ms;
-            show("server-ttft", data.server_ttft_ms);
-          }
-          finished = true;
-        } else if (event.name === "error") {
-          throw new Error(event.data);
-        } else if (event.data) {
-          const delta = JSON.parse(event.data).delta || "";
-          if (!delta) continue;
-          if (timing.ttft_ms === null) {
-            timing.ttft_ms = performance.now() - started;
-            show("ttft", timing.ttft_ms);
-            setState("streaming");
-          }
-          answer.append(delta);  // a text node: the answer is never parsed as HTML
-          timing.characters += delta.length;
-          $("chunks").textContent = String(++timing.chunks);
-          $("chunks").dataset.count = String(timing.chunks);
-        }
-      }
+  const onText = (delta) => {
+    if (!delta) return;
+    if (timing.ttft_ms === null) {
+      timing.ttft_ms = performance.now() - started;
+      show("ttft", timing.ttft_ms);
+      setState("streaming");
     }
-    await reader.cancel().catch(() => {});
-    timing.state = finished ? "done" : "cut off";
+    answer.append(delta);  // a text node: the answer is never parsed as HTML
+    timing.characters += delta.length;
+    $("chunks").textContent = String(++timing.chunks);
+    $("chunks").dataset.count = String(timing.chunks);
+  };
+  try {
+    const body = {prompt: $("prompt").value, max_tokens: Number($("max-tokens").value)};
+    const done = await readStream(STREAM_URL, body, onText, controller.signal);
+    if (done && done.server_ttft_ms != null) {
+      timing.server_ttft_ms = done.server_ttft_ms;
+      show("server-ttft", done.server_ttft_ms);
+    }
+    timing.state = done ? "done" : "cut off";
   } catch (error) {
     timing.state = error.name === "AbortError" ? "stopped" : "error";
     if (timing.state === "error") answer.append(`\\n⚠ ${error.message}`);
@@ -161,11 +129,15 @@ class PageTiming(BaseModel):
     state: str = ""
 
 
-def stream_page_html(stream_url: str = "/stream", report_url: str = "/timings",
+def stream_page_html(reader_js: str, stream_url: str = "/stream", report_url: str = "/timings",
                      title: str = "My LLM service", prompt: str = "Tell a short story about a robot.",
                      max_tokens: int = 60) -> str:
-    """The page as one HTML string: posts to `stream_url`, reports its timings to `report_url`."""
+    """The page as one HTML string around `reader_js` (which defines `readStream`): posts to
+    `stream_url`, reports its timings to `report_url`."""
+    if "</script" in reader_js.lower():
+        raise ValueError("reader_js must not contain </script>: it would end the page's script")
     return (PAGE_TEMPLATE
+            .replace("__READER__", reader_js.strip())
             .replace("__TITLE__", html.escape(title))
             .replace("__PROMPT__", html.escape(prompt))
             .replace("__MAX_TOKENS__", str(int(max_tokens)))
@@ -187,16 +159,18 @@ class StreamPage:
         return server_url.rstrip("/") + self.path
 
 
-def add_stream_page(app, stream_url: str = "/stream", path: str = "/", **page) -> StreamPage:
+def add_stream_page(app, reader_js: str, stream_url: str = "/stream", path: str = "/",
+                    **page) -> StreamPage:
     """Serve the page at `path` of a FastAPI `app` (GET), reading the SSE endpoint at
-    `stream_url` (POST, JSON `{"prompt", "max_tokens"}`); the page's timings arrive at
-    `<path>timings`. Keyword arguments go to `stream_page_html` (title, prompt, max_tokens)."""
+    `stream_url` (POST, JSON `{"prompt", "max_tokens"}`) with `reader_js`'s `readStream`; the
+    page's timings arrive at `<path>timings`. Keyword arguments go to `stream_page_html`
+    (title, prompt, max_tokens)."""
     from fastapi.responses import HTMLResponse
 
     base = path if path.endswith("/") else path + "/"
     report_url = base + "timings"
     stream_page = StreamPage(path=path, stream_url=stream_url,
-                             html=stream_page_html(stream_url, report_url, **page))
+                             html=stream_page_html(reader_js, stream_url, report_url, **page))
 
     async def serve_page() -> HTMLResponse:
         return HTMLResponse(stream_page.html, headers={"Cache-Control": "no-store"})

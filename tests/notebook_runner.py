@@ -53,28 +53,6 @@ def number(pattern: str, text: str) -> float:
     return float(found.group(1))
 
 
-def sweep_table(text: str) -> dict[int, tuple[float, int | None]]:
-    """{max_concurrency: (median wall time, most requests the server ran at once)} from a
-    printed concurrency sweep."""
-    rows = re.findall(r"^\s+(\d+) \| (\d+\.\d+) \| \d+\.\d+x(?: \| (\d+))?$", text, re.M)
-    return {int(v): (float(t), int(p) if p else None) for v, t, p in rows}
-
-
-def assert_plateau_at_the_slots(text: str) -> None:
-    """A sweep's claim, from its own measurement: the server never ran more requests at once than
-    it has slots (the rest queued), so doubling past the slots gains far less than the halving
-    twice the slots would give, while going from 1 to the slots pays clearly."""
-    slots = int(number(r"server slots: (\d+)", text))
-    table = sweep_table(text)
-    assert slots in table and 1 in table and max(table) > slots, text
-    assert {v: p for v, (_, p) in table.items()} == {v: min(v, slots) for v in table}, (
-        f"the server ran min(max_concurrency, slots) requests at once:\n{text}")
-    times = {v: t for v, (t, _) in table.items()}
-    beyond = min(t for v, t in times.items() if v > slots)
-    assert beyond >= 0.6 * times[slots], f"past {slots} slots the time still fell steeply:\n{text}"
-    assert times[1] >= 1.2 * times[slots], f"{slots} in flight was not clearly faster than 1:\n{text}"
-
-
 def execute(path: Path | nbformat.NotebookNode, allow_errors: bool = False, timeout_s: int = 120,
             env: dict | None = None, workdir: Path | None = None) -> Executed:
     """Run a notebook (a path, or a notebook read already) top to bottom in a fresh kernel;

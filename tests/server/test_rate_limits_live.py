@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from helpers import RateLimitingProxy, RateLimitRetry, explain
-from helpers.rate_limits import RateLimited
+from helpers import RateLimitingProxy, explain
+from helpers.rate_limits import RateLimited, RateLimitRetry
 from helpers.settings import OFFLINE_MODEL_ID, ConnectionSettings, chat_model
 
 pytestmark = pytest.mark.timeout(180, func_only=True)

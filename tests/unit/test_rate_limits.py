@@ -11,8 +11,8 @@ import pytest
 import requests
 from langchain_core.runnables import Runnable
 
-from helpers import RateLimitRetry, explain
-from helpers.rate_limits import RateLimited, is_rate_limited, retry_after_of, retry_after_s
+from helpers import explain
+from helpers.rate_limits import RateLimited, RateLimitRetry, is_rate_limited, retry_after_of, retry_after_s
 from helpers.settings import HOSTED_BASE_URL, WORKSHOP_BASE_URL, WORKSHOP_MODEL, ConnectionSettings
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
