@@ -8,12 +8,13 @@ BIN := $(VENV)/bin
 KIT := $(BIN)/llm-kit
 STAMP := $(VENV)/.kit-installed
 DEV_STAMP := $(VENV)/.kit-dev-installed
+CLASSROOM_STAMP := $(VENV)/.kit-classroom-installed
 KIT_LAB_PORT ?= 8888
 KIT_SERVER_PORT ?= 8000
 SUBMISSIONS ?= submitted
 export KIT_LAB_PORT KIT_SERVER_PORT
 
-.PHONY: help setup setup-dev workshop instructor server stop status test test-fast lint bench browser-deps preflight \
+.PHONY: help setup setup-dev classroom workshop instructor server stop status test test-fast lint bench browser-deps preflight \
         release autograde feedback grades validate clean
 
 help:  ## list the commands
@@ -33,12 +34,20 @@ $(DEV_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+# The classroom's hub ([classroom]: JupyterHub, its culler and proxy); [dev] includes it.
+$(CLASSROOM_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[classroom]'
+	@touch $@
+
 setup: $(STAMP)  ## virtualenv, the kit's packages and the offline model (all the workshop needs)
 
 setup-dev: $(DEV_STAMP)  ## setup, plus the test tools ([dev]: pytest, Playwright, ruff)
 
 workshop: setup  ## JupyterLab on 127.0.0.1 with an LLM (offline server unless NIM/key set)
 	$(KIT) workshop
+
+classroom: $(CLASSROOM_STAMP)  ## a JupyterHub for a class on this host (root; docs/classroom.md)
+	$(KIT) classroom
 
 instructor: setup  ## instructor: the same lab at the repo root, with nbgrader's instructor tools
 	$(KIT) instructor

@@ -91,7 +91,7 @@ def _pre_spawn(room: Room):
                                    "JUPYTER_CONFIG_PATH": str(room.instructor_config)}
             return
         home = (await asyncio.to_thread(ensure_account, name, room.home_root)).pw_dir
-        await asyncio.to_thread(add_student, name)
+        await asyncio.to_thread(add_student, account(name))  # nbgrader's id: the OS account
         spawner.notebook_dir = home
         spawner.args = [*NO_NETWORK_CHECKS, *(
             f"--ServerApp.jpserver_extensions=nbgrader.server_extensions.{ext}=False"
