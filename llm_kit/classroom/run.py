@@ -26,7 +26,7 @@ from ..grading import course
 from ..workshop import REPO_ROOT, STOP_SIGNALS, Stop, raise_stop, stop_process_tree
 from .accounts import make_private, require_reachable, require_root_and_tools
 from .exchange import add_student, prepare
-from .settings import Room, room_from_env, secrets_from_env
+from .settings import MIN_ADMIN_PASSWORD_LENGTH, MIN_CODE_LENGTH, Room, room_from_env, secrets_from_env
 
 DEFAULT_SLOTS = 8  # the offline server's parallel slots when the classroom starts it
 CONFIG = "from llm_kit.classroom.hub_config import configure\n\nconfigure(get_config())  # noqa: F821\n"
@@ -45,6 +45,9 @@ def run_classroom(port: int | None = None, ip: str | None = None, server_port: i
                        f"stop it, or run `make classroom KIT_CLASSROOM_PORT={room.port + 100}`.")
     backend = pick_backend(server_port, configured_backend(), parallel=slots)  # reads .env too
     keys = secrets_from_env()
+    if len(keys.workshop_code) < MIN_CODE_LENGTH or len(keys.instructor_password) < MIN_ADMIN_PASSWORD_LENGTH:
+        raise KitError(f"KIT_WORKSHOP_CODE needs {MIN_CODE_LENGTH} characters and KIT_INSTRUCTOR_PASSWORD "
+                       f"{MIN_ADMIN_PASSWORD_LENGTH} (JupyterHub's minimum); unset them to generate them.")
     private = make_private(REPO_ROOT, course.COURSE)
     previous = {sig: signal.signal(sig, raise_stop) for sig in STOP_SIGNALS}
     server, hub, culler = contextlib.ExitStack(), None, None
