@@ -15,7 +15,6 @@ from .chat_panel import ChatPanel
 from .chunks import chunk_text
 from .fault_injection import RateLimitingProxy
 from .friendly_errors import enable_friendly_errors, explain, is_transient
-from .hang_up import hang_up_outcome
 from .latency import LoadRun, load_reference, measure_prompt, plot_sweep, record_stream
 from .ports import free_port, port_open
 from .ray_processes import ray_processes, resident_gb, start_ray
@@ -38,7 +37,6 @@ __all__ = [
     "bar_chart", "plot_timeline", "show",
     # what the server itself reports
     "RequestPeak", "server_slots", "watch_server", "watches_chart",
-    "hang_up_outcome",
     # several streams at once
     "StreamBoard",
     # serving streams: SSE, a background server, Ray, the bridge, a web page

@@ -75,30 +75,25 @@ def test_marker_scan_finds_a_child_process_and_looks_like_ray_knows_ray():
     assert looks_like_ray(["/x/ray/core/src/ray/gcs/gcs_server", "--node-ip-address=127.0.0.1"])
 
 
-def test_generators_notebook_pipes_the_stream_and_stops_early(offline_server, capsys):
+def test_generators_notebook_pipes_the_stream(offline_server, capsys):
     executed, _ = run("solutions", ADVANCED[0], capsys)
     piped = tagged_text(executed, "stream-pipeline")
     body = piped.split("──", 2)[-1].split("[first token")[0].strip()
     assert len(body) > 20 and "[first token" in piped, "the piped stream's text is saved"
-    stopped = tagged_text(executed, "stream-pipeline-stop")
-    read = number(r"chunks read from the server: (\d+)", stopped)
-    assert 1 <= read <= 40, f"islice took 12 words and read {read} chunks: the stages pulled on"
-    assert watches(stopped)["after islice, pipeline dropped"][2] == "idle"
 
 
 def test_structured_streaming_notebook_shows_each_card_before_the_answer_ends(offline_server, capsys):
     executed, _ = run("solutions", ADVANCED[3], capsys)
     whole = tagged_text(executed, "structured-whole")
     assert "✔ the answer follows the schema: 3 recommendations" in whole, whole
-    cached = number(r"of them from the server's cache: (\d+);", whole)
-    assert cached > 0, "the one-token call read the prompt first, and llama.cpp reports its cache"
+    assert "cache" not in whole, "prefix caching is notebook 9's lesson, not this one's"
     cards = tagged_text(executed, "structured-live")
     rendered = int(re.search(r"recommendations rendered: (\d+)", cards).group(1))
     assert rendered >= 2, cards
     assert cards.count("shown after") == rendered and "**#1 · " in cards
+    streamed_all = number(r"streamed ranking, all cards: (\d+\.\d+) s", cards)
     side = tagged_text(executed, "structured-side-by-side")
     first = number(r"first card on screen after (\d+\.\d+) s streamed", side)
-    streamed_all = number(r"all cards after (\d+\.\d+) s", side)
     not_streamed = number(r"(\d+\.\d+) s without", side)
     # the same request: its first card came long before its last (side by side, one run)
     assert first < 0.8 * streamed_all, side
@@ -108,14 +103,11 @@ def test_structured_streaming_notebook_shows_each_card_before_the_answer_ends(of
     assert picks.count("shown after") == 2 and "cards on the page: 2;" in picks, picks
     counts = re.search(r"tokens read: (\d+) of the ranking's (\d+)", picks)
     read, whole_tokens = int(counts.group(1)), int(counts.group(2))
-    assert "top_picks closed the stream while the answer was still coming" in picks, picks
-    tokens, running, verdict = watches(picks)["after the close"]
-    assert verdict == "idle" and running == 0 and tokens <= 5, (
-        f"top_picks closed the stream, yet the server made {tokens} tokens more")
     left = whole_tokens - read
     assert left >= 5, "the third item was still to come when the page was full: there was work to cancel"
-    assert (f"→ the server stopped: {tokens} tokens generated after the close, where about {left} "
-            "were left to write") in picks
+    assert (f"top_picks closed the stream while the answer was still coming: about {left} of the "
+            f"ranking's {whole_tokens} tokens were never read") in picks, picks
+    assert "tokens generated" not in picks, "what the server did after a close is notebook 4's watch"
 
 
 def test_structured_streaming_notebook_says_when_the_answer_ends_before_the_close(offline_server):
@@ -136,7 +128,7 @@ def test_structured_streaming_notebook_says_when_the_answer_ends_before_the_clos
     assert 0 < rendered < 3 and cards.count("shown after") == rendered, cards
     picks = executed.tagged_text("structured-top-picks")
     assert "nothing was left to cancel" in picks, picks
-    assert "after the close" not in picks and "the server stopped" not in picks, picks
+    assert "closed the stream while the answer was still coming" not in picks, picks
     assert_nothing_left_behind(marker)
 
 
@@ -169,16 +161,15 @@ def test_serving_notebook_streams_chats_and_shuts_down(offline_server, capsys):
     chunks, distinct = int(seen.group(1)), int(seen.group(2))
     assert chunks >= 2 and distinct >= 2, "the client saw the answer arrive in pieces, at different times"
     hang_up_text = tagged_text(executed, "sse-hang-up")
-    hang_up = watches(hang_up_text)
-    tokens, running, verdict = hang_up["client connected, not reading"]
-    assert verdict == "still generating" and running >= 1 and tokens >= 5, hang_up_text
-    after, running_after, verdict_after = hang_up["after the client hung up"]
-    assert verdict_after == "idle" and running_after == 0 and after <= max(3, tokens / 4)
-    noticed = re.search(r"hang-ups the endpoint noticed so far: (\[.*\])", hang_up_text)
-    assert noticed and "'Write a long essay about the history of bread.'" in noticed.group(1)
-    # the sentence the notebook prints is the one its own measurements support
-    assert outcome(hang_up_text).startswith("The hang-up cancelled the endpoint mid-answer"), hang_up_text
-    assert "the cancellation reached the model server and its work stopped" in outcome(hang_up_text)
+    # the endpoint's own record: cancelled mid-answer, soon after the client left
+    sent = int(number(r"(?m)^the endpoint's record: client left, (\d+) pieces sent$", hang_up_text))
+    assert 1 <= sent < 40, hang_up_text
+    noticed = re.search(r"^→ The endpoint noticed the hang-up (\d+) ms after it, having sent (\d+) pieces "
+                        r"of an answer of up to (\d+) tokens", hang_up_text, re.M)
+    assert noticed and int(noticed.group(2)) == sent, hang_up_text
+    assert int(noticed.group(1)) < 2000 and sent < int(noticed.group(3)), hang_up_text
+    assert "watch" not in hang_up_text and "tokens generated" not in hang_up_text, (
+        "what a closed stream does on the model server is notebook 4's watch")
     chat = tagged_text(executed, "ws-chat")
     assert chat.count("[end of answer") == 3
     assert "5 messages in this connection's history" in chat  # the second turn saw the first
@@ -203,9 +194,8 @@ def test_serving_notebook_says_so_when_the_answer_ends_before_the_hang_up(offlin
     text = run_until_hang_up("06_serving_streams", "sse-hang-up", cap=2).tagged_text("sse-hang-up")
     assert re.search(r"asking for up to \d+ tokens, capped at 2$", text, re.M), text
     assert outcome(text).startswith("Nothing to cancel: the answer was complete before the client"), text
-    noticed = re.search(r"hang-ups the endpoint noticed so far: (\[.*\])", text).group(1)
-    assert "history of bread" not in noticed, "the endpoint ran to its end: no hang-up to notice"
-    assert "cancelled the endpoint" not in text and "reached the model server" not in text
+    assert re.search(r"^the endpoint's record: done, \d+ pieces sent$", text, re.M), text
+    assert "noticed the hang-up" not in text, "the endpoint ran to its end: no hang-up to notice"
 
 
 def run_until_hang_up(name: str, hang_up_tag: str, cap: int):
