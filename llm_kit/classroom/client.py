@@ -4,6 +4,7 @@ classroom's tests and bench/classroom_learners.py drive the hub with it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -80,9 +81,16 @@ class HubUser:
 
     def run(self, code: str, timeout_s: float = 120) -> tuple[str, str]:
         """Run `code` in a new kernel of this user's server: (its output, "ok" or "error: …")."""
+        with self.kernel() as execute:
+            return execute(code, timeout_s)
+
+    @contextlib.contextmanager
+    def kernel(self):
+        """A new kernel of this user's server, kept for several runs and shut down after: yields
+        `execute(code, timeout_s=120)` -> (its output, "ok" or "error: …")."""
         kernel = self.api("POST", "/api/kernels", json={"name": "python3"}).raise_for_status().json()
         try:
-            return self._execute(kernel["id"], code, timeout_s)
+            yield lambda code, timeout_s=120: self._execute(kernel["id"], code, timeout_s)
         finally:
             self.api("DELETE", f"/api/kernels/{kernel['id']}")
 
