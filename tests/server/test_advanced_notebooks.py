@@ -13,11 +13,9 @@ import uuid
 import nbformat
 
 from helpers.ray_processes import looks_like_ray
-from llm_kit.offline.config import DEFAULT_PARALLEL
 
 from notebook_runner import (
     assert_nothing_left_behind,
-    assert_plateau_at_the_slots,
     execute,
     number,
     processes_with_marker,
@@ -234,6 +232,12 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
     # what the lesson claims: one call buys little from a server that batches in flight (on a busy
     # machine it can even come out slower; the notebook prints whichever it was)
     assert ratio > 0.6, f"one call of a group should not be much faster than separate calls:\n{one_call}"
+    # the padded batch, with the model's own tokenizer (llama.cpp's /tokenize)
+    padded = tagged_text(executed, "padded-batch")
+    widths = [int(n) for n in re.findall(r"^ ?(\d+) tokens, padded on the left: (?:·*)■+  '", padded, re.M)]
+    shape = re.search(r"→ one batch of 3 × (\d+) token ids, (\d+) of them padding", padded)
+    assert len(widths) == 3 and shape, padded
+    assert int(shape[1]) == max(widths) and int(shape[2]) == sum(max(widths) - w for w in widths) > 0, padded
     batched = tagged_text(executed, "micro-batcher")
     groups = [int(n) for n in re.search(r"groups sent to the model: \[([\d, ]+)\]", batched)
               .group(1).split(", ")]
@@ -262,7 +266,7 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
     assert calls == [20, 10, 3], "a longer window, fewer calls to the model"
 
 
-def test_async_notebook_gathers_sweeps_and_survives_failures(offline_server, capsys):
+def test_async_notebook_gathers_and_survives_failures(offline_server, capsys):
     executed, _ = run("solutions", ADVANCED[2], capsys)
     streamed = tagged_text(executed, "astream")
     assert streamed.count("|") >= 3 and len(streamed.replace("|", "").strip()) > 3
@@ -270,11 +274,6 @@ def test_async_notebook_gathers_sweeps_and_survives_failures(offline_server, cap
     for state in ("California", "Texas", "New York"):
         assert f"── What is the capital of {state}? ──\n" in board
     assert board.count("[first token") == 3
-    sweep = tagged_text(executed, "sweep")
-    assert re.search(r"^batch's default thread pool here: \d+ threads$", sweep, re.M), sweep
-    assert (f"server slots: {DEFAULT_PARALLEL} (from /props) → this sweep measured one server: "
-            "past its slots, requests wait in its queue") in sweep, sweep
-    assert_plateau_at_the_slots(sweep)
     spared = tagged_text(executed, "batch-exceptions")
     assert spared.startswith("without return_exceptions, the batch raised and kept no answer:"), spared
     assert "2 of 6 failed (2 answered 429 by the proxy)" in spared
@@ -287,9 +286,6 @@ def test_async_notebook_gathers_sweeps_and_survives_failures(offline_server, cap
     assert number(r"⏱ a prompt that is too long: (\d+\.\d+) s", retried) < number(
         r"⏱ two 429s, then an answer: (\d+\.\d+) s", retried), "no backoff for a permanent error"
     assert "calls that reached the server: 2, answered 429 by the proxy: 5" in retried
-    # the notebook's own llm, retried on 429s, met none here (the proxies stand before other models)
-    assert re.search(r"this notebook's llm so far: (\d+) calls: \1 answered, 0 failed; HTTP 429 0 times",
-                     retried), retried
     fanned = tagged_text(executed, "fan-out")  # the exercise's fan-out on the real model
     assert fanned.count("✔ ") == 3, fanned
     assert "✗ The prompt is longer" in fanned, "offline: 2,048 tokens per request; kept as a failure"
