@@ -4,6 +4,7 @@ test's marker is the name of its folder, tests/<tier>/."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ NO_SERVER_TIERS = ("unit", "integration")
 MEASURING_TIER_PATHS = ("tests/server/", "tests/browser/")
 BACKGROUND_NICENESS = 10  # the other worker's share of a busy CPU: about a tenth
 _background = False  # set in the worker that runs the tiers which do not measure
+_STARTED = time.monotonic()
 
 
 def tier_of(item) -> str | None:
@@ -61,6 +63,14 @@ def pytest_xdist_make_scheduler(config, log):
             return "workflows" if nodeid.startswith("tests/workflows/") else nodeid
 
     return MeasuringTestsOnOneWorker(config, log)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """Each worker's finishing time, to see which one the run waits for."""
+    reporter = node.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write_line(f"worker {node.gateway.id} finished after {time.monotonic() - _STARTED:.0f} s")
 
 
 @pytest.hookimpl(tryfirst=True)
