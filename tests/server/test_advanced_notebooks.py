@@ -214,6 +214,8 @@ def run_until_hang_up(name: str, hang_up_tag: str, cap: int):
 
 def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offline_server, capsys):
     executed, _ = run("solutions", "07_batching_in_a_service", capsys)
+    probe = tagged_text(executed, "completions-probe")
+    assert "→ a group of prompts goes to /v1/completions as one call" in probe, probe
     one_call = tagged_text(executed, "one-call")
     rows = re.findall(r"^(4 calls of 1 prompt|1 call of 4 prompts) +first tokens after "
                       r"(\d+\.\d+)–(\d+\.\d+) s, last token after (\d+\.\d+) s · "
@@ -248,6 +250,9 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
     waited = min(float(t) for g, t in answers if g == "2")
     assert waited >= 0.1, "the group that was not full was sent once its 0.1 s window had passed"
     assert waited > max(float(t) for g, t in answers if g == "1"), "the second group waited out the window"
+    compared = re.search(r"→ first texts: group 1 by (\d+\.\d+) s, the later groups from (\d+\.\d+) s: "
+                         r"each came after all of group 1's$", batched, re.M)
+    assert compared and float(compared[2]) == waited, batched  # printed from the measured times
     without = number(r"without the batcher, the same 5 as 5 calls at once: first texts after "
                      r"\d+\.\d+–\d+\.\d+ s \(median (\d+\.\d+) s\)", batched)
     assert without < waited, f"without the batcher no request waits for a window:\n{batched}"

@@ -1,8 +1,10 @@
-"""Notebook 8 on the code path the hosted catalog takes, against real parts: KIT_BACKEND=hosted
+"""Notebooks 7 and 8 on the code path the hosted catalog takes, against real parts: KIT_BACKEND=hosted
 points the notebook at the kit's RateLimitingProxy, in front of the real offline server, which
-counts the model calls that reach it. On that path the notebook sends fewer prompts, so that run
+counts the model calls that reach it. On that path notebook 8 sends fewer prompts, so that run
 top to bottom it stays under the catalog's limit of about 40 requests a minute (it has no retry
-of its own: its retry lesson is section 5), and its 429 lesson still works as a deliberate demo."""
+of its own: its retry lesson is section 5), and its 429 lesson still works as a deliberate demo.
+Notebook 7 meets a catalog that refuses /v1/completions (whether the real one serves it for this
+model is not verified): every section still measures, over the chat endpoint, and says so."""
 
 from __future__ import annotations
 
@@ -23,19 +25,27 @@ pytestmark = pytest.mark.timeout(240, func_only=True)
 NAME = "08_async_and_concurrency"
 
 
-def test_async_notebook_runs_on_the_hosted_code_path_under_the_catalogs_limit(offline_server, capsys):
-    notebook = nbformat.read(REPO / "solutions" / f"{NAME}.ipynb", as_version=4)
+def run_through(catalog, name: str, capsys, how: str):
+    """solutions/<name> run top to bottom on the hosted code path through `catalog` (started here,
+    stopped at the end) and checked to run clean; and its process marker."""
+    notebook = nbformat.read(REPO / "solutions" / f"{name}.ipynb", as_version=4)
     marker = f"kit-run-{uuid.uuid4().hex}"
-    with RateLimitingProxy(offline_server.base_url) as catalog:
+    with catalog:
         executed = execute(notebook, timeout_s=180, workdir=REPO / "solutions",
                            env={"NIM_BASE_URL": catalog.base_url, "KIT_BACKEND": "hosted",
                                 "NVIDIA_API_KEY": "stand-in-key", "KIT_DISPLAY": "plain",
                                 "KIT_RUN_MARKER": marker})
     with capsys.disabled():
-        print(f"\n⏱ solutions/{NAME}.ipynb on the hosted code path executed in {executed.seconds:.1f} s "
+        print(f"\n⏱ solutions/{name}.ipynb {how} executed in {executed.seconds:.1f} s "
               f"({catalog.forwarded} model calls sent to the catalog)")
     assert executed.error is None, executed.error
     assert not executed.cells_with_errors()
+    return executed, marker
+
+
+def test_async_notebook_runs_on_the_hosted_code_path_under_the_catalogs_limit(offline_server, capsys):
+    catalog = RateLimitingProxy(offline_server.base_url)
+    executed, marker = run_through(catalog, NAME, capsys, "on the hosted code path")
     text = "\n".join(executed.text_of(c) for c in executed.notebook.cells if c.cell_type == "code")
     assert "Backend: NVIDIA's hosted API catalog" in text
 
@@ -52,4 +62,51 @@ def test_async_notebook_runs_on_the_hosted_code_path_under_the_catalogs_limit(of
     assert counted, spared
     assert spared.count("✗ failed") == int(counted[1]) == 2 + int(counted[2] or 0)
     assert "✗ The prompt is longer" in executed.tagged_text("fan-out")
+    assert_nothing_left_behind(marker)
+
+
+class CompletionsRefusingProxy(RateLimitingProxy):
+    """The catalog as notebook 7 may meet it: POST /v1/completions answered 404 (counted in
+    `refused`), everything else passed on as RateLimitingProxy does."""
+
+    refused = 0
+
+    def start(self) -> CompletionsRefusingProxy:
+        super().start()
+        proxy, relay = self, self._server.RequestHandlerClass
+
+        class Refusing(relay):
+            def _refuse_or_relay(self) -> None:
+                if self.command == "POST" and self.path.rstrip("/").endswith("/v1/completions"):
+                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                    proxy.refused += 1
+                    return self.send_error(404, "Not Found", "no /v1/completions for this model")
+                self._relay()
+
+            do_GET = do_POST = _refuse_or_relay
+
+        self._server.RequestHandlerClass = Refusing  # the server makes one handler per request
+        return self
+
+
+def test_batching_notebook_measures_over_chat_where_completions_is_refused(offline_server, capsys):
+    catalog = CompletionsRefusingProxy(offline_server.base_url)
+    executed, marker = run_through(catalog, "07_batching_in_a_service", capsys,
+                                   "with /v1/completions refused")
+    # one refused probe, then every call goes to the chat endpoint: the groups are measured there
+    assert catalog.refused == 1, catalog.refused
+    assert catalog.forwarded < HOSTED_REQUESTS_PER_MINUTE, catalog.forwarded
+    assert "→ this backend refused /v1/completions" in executed.tagged_text("completions-probe")
+    one_call = executed.tagged_text("one-call")
+    assert "(both ways are 4 chat requests sent at once here" in one_call, one_call
+    rows = re.findall(r"^(?:4 calls of 1 prompt|1 call of 4 prompts) +first tokens after "
+                      r"\d+\.\d+–\d+\.\d+ s, last token after \d+\.\d+ s", one_call, re.M)
+    assert len(rows) == 4 and "✗" not in one_call, one_call
+    batched = executed.tagged_text("micro-batcher")
+    assert "groups sent to the model: [3, 2]" in batched, batched
+    assert len(re.findall(r"^The capital of \w+ is +group \d: first text after \d+\.\d+ s → \S",
+                          batched, re.M)) == 5, batched
+    ray_answers = executed.tagged_text("ray-clients")
+    assert len(re.findall(r"first text after \d+\.\d+ s → \S", ray_answers)) == 4, ray_answers
+    assert re.search(r"Ray processes left: 0; port \d+ open: False", executed.tagged_text("ray-stop"))
     assert_nothing_left_behind(marker)
