@@ -18,6 +18,7 @@ NO_SERVER_TIERS = ("unit", "integration")
 # the tiers that measure: they share one server, one test at a time, and get the CPU first
 MEASURING_TIER_PATHS = ("tests/server/", "tests/browser/")
 BACKGROUND_NICENESS = 10  # the other worker's share of a busy CPU: about a tenth
+BACKGROUND_CGROUP = "llm-kit-tests-background"
 _background = False  # set in the worker that runs the tiers which do not measure
 _STARTED = time.monotonic()
 
@@ -85,12 +86,32 @@ def pytest_runtest_setup(item):
 
 
 def _run_in_the_background() -> None:
-    """This worker (and all it starts: kernels, servers, nbgrader) yields the CPU to the
+    """This worker (and all it starts: kernels, servers, nbgrader, hubs) yields the CPU to the
     measuring worker: its tests assert outcomes, never timings."""
     global _background
     if not _background:
-        os.nice(BACKGROUND_NICENESS)
         _background = True
+        os.nice(BACKGROUND_NICENESS)
+        _join_the_background_cpu_group()
+
+
+def _join_the_background_cpu_group() -> None:
+    """Kernels, servers and hubs start sessions of their own, and Linux weighs each session's
+    autogroup alike whatever its nice value; a cpu cgroup with a small weight holds them all
+    (cgroup v1 `cpu.shares` or v2 `cpu.weight`, as root). Elsewhere nice alone."""
+    v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+    try:
+        if (v1 / "cpu.shares").is_file():
+            group, knob, weight = v1 / BACKGROUND_CGROUP, "cpu.shares", "102"  # default 1024
+        elif "cpu" in (v2 / "cgroup.subtree_control").read_text().split():
+            group, knob, weight = v2 / BACKGROUND_CGROUP, "cpu.weight", "10"  # default 100
+        else:
+            return
+        group.mkdir(exist_ok=True)
+        (group / knob).write_text(weight)
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+    except OSError:
+        return  # not root, or no cpu controller to write: nice alone
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,8 @@ OS accounts with a unique prefix, all removed afterwards."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import re
 import secrets
@@ -30,20 +32,43 @@ def require_root() -> None:
     require(shutil.which("useradd") is not None, "useradd is missing (apt-get install passwd)")
 
 
+OPENINGS = Path("/tmp/kit-classroom-openings.json")  # folders opened, and by how many processes
+
+
 @contextlib.contextmanager
 def learners_can_enter_python():
     """Learners' servers run the venv's Python as their own users: when a folder on its way is
     closed to them (a pyenv Python under /root, 0700), let them through it (o+x: enter, not list)
-    for the test, and close it again after."""
+    while any test process needs it (two test workers may each run a classroom), then close it
+    again with the mode it had."""
     closed = closed_folder([Path(sys.executable), Path(sys.base_prefix), REPO / "helpers"])
-    mode = closed[0].stat().st_mode if closed else None
-    if closed:
-        os.chmod(closed[0], mode | 0o001)
+    if not closed:
+        yield
+        return
+    folder = str(closed[0])
+    with _openings() as openings:
+        entry = openings.setdefault(folder, {"mode": closed[0].stat().st_mode, "users": 0})
+        entry["users"] += 1
+        os.chmod(folder, entry["mode"] | 0o001)
     try:
         yield
     finally:
-        if closed:
-            os.chmod(closed[0], mode)
+        with _openings() as openings:
+            entry = openings[folder]
+            entry["users"] -= 1
+            if entry["users"] <= 0:
+                os.chmod(folder, entry["mode"])
+                del openings[folder]
+
+
+@contextlib.contextmanager
+def _openings():
+    """The shared record of opened folders, read and written under an exclusive lock."""
+    with open(OPENINGS.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        openings = json.loads(OPENINGS.read_text()) if OPENINGS.is_file() else {}
+        yield openings
+        OPENINGS.write_text(json.dumps(openings))
 
 
 class Room:
