@@ -9,7 +9,7 @@ submodules are the implementation; `helpers.grading` serves the exercises' hidde
 from .async_streams import StreamBoard
 from .background_server import BackgroundServer
 from .batch_progress import batch_with_progress
-from .bridge import iterate_in_thread, plot_two_clients, two_clients
+from .bridge import plot_two_clients, two_clients
 from .charts import bar_chart, plot_timeline, show
 from .chat_panel import ChatPanel
 from .chunks import chunk_text
@@ -40,8 +40,8 @@ __all__ = [
     # several streams at once
     "StreamBoard",
     # serving streams: SSE, a background server, Ray, the bridge, a web page
-    "BackgroundServer", "add_stream_page", "free_port", "iter_sse_text",
-    "iterate_in_thread", "port_open", "ray_processes", "resident_gb", "start_ray",
+    "BackgroundServer", "add_stream_page", "free_port", "iter_sse_text", "port_open", "ray_processes",
+    "resident_gb", "start_ray",
     "sse_lines", "sse_response", "two_clients", "plot_two_clients",
     # faults to learn from
     "RateLimitingProxy",

@@ -1,80 +1,16 @@
-"""From a blocking producer to an async server: run a synchronous stream (ChatNVIDIA's
-`.stream`, the openai client's stream, an in-process model) in a thread of its own and read it
-as an async iterator, and measure what two clients of one endpoint see."""
+"""Two clients of one SSE endpoint on one clock: what a second client sees while the first one's
+answer streams (notebook 10 measures a blocking endpoint and a bridged one with it)."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from .latency import text_arrivals
 from .sse import iter_sse_text
-from .streaming import StreamRecorder, StreamResult, close_stream
-
-T = TypeVar("T")
-_END = object()
-
-
-class _Failed:
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-async def iterate_in_thread(source: Iterable[T] | Callable[[], Iterable[T]],
-                            name: str = "blocking-producer") -> AsyncIterator[T]:
-    """Read a blocking iterable as an async iterator, without blocking the event loop.
-
-    A thread of its own iterates `source` (or the iterable that calling `source()` returns,
-    for producers whose very first call blocks) and hands every item to this loop through an
-    `asyncio.Queue` (`loop.call_soon_threadsafe`). An error in the producer is raised here.
-    When the consumer stops early (a `break`, `aclose()`, a cancelled task: a client that hung
-    up), the thread stops at the next item and closes the producer: the iterator and the
-    iterable, when they have a `close()` (the openai client's stream closes its connection only
-    in its own `close()`), so the model stops working for nobody.
-    A thread per stream, not a shared pool: a pool's few workers would queue the streams.
-    """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
-    stop = threading.Event()
-
-    def post(item: Any) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop is closed: nobody will read this
-            stop.set()
-
-    def produce() -> None:
-        iterable = iterator = None
-        try:
-            iterable = source() if callable(source) else source
-            iterator = iter(iterable)
-            for item in iterator:
-                if stop.is_set():
-                    break
-                post(item)
-            post(_END)
-        except BaseException as exc:  # noqa: BLE001 - raised in the consumer
-            post(_Failed(exc))
-        finally:
-            for thing in (iterator, iterable):
-                close_stream(thing)
-
-    threading.Thread(target=produce, name=name, daemon=True).start()
-    try:
-        while True:
-            item = await queue.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-
+from .streaming import StreamRecorder, StreamResult
 
 # ── two clients of one endpoint, on one clock ──────────────────────────────────────────────
 

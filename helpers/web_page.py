@@ -8,13 +8,21 @@ format: `data: {"delta": ...}` events, then `event: done`, whose data may carry 
 box, Ask and Stop (which aborts the request through `signal`), the answer growing as text, the
 time to first token measured in the browser (`performance.now()` from the request to the first
 text), and the timings sent back to the app when an answer ends (`POST <page>timings`), so the
-notebook can read what the browser measured.
+notebook can read what the browser measured. Opened with `?ask=1` (as the notebook's frame is), the
+page asks once by itself, so a browser that shows the frame measures without a click.
+
+The page's own addresses are relative, so it works where the app is reached directly
+(`http://127.0.0.1:<port>/`) and through Jupyter's own server (jupyter-server-proxy's
+`<base_url>proxy/127.0.0.1:<port>/`, which reaches a JupyterLab in a container or on a hub too).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os
+import posixpath
+import time
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -112,6 +120,7 @@ async function ask() {  // the page's part: the reader above does the streaming
 
 $("ask").addEventListener("click", ask);
 $("stop").addEventListener("click", () => controller && controller.abort());
+if (new URLSearchParams(location.search).has("ask")) ask();  // the notebook's frame asks once
 </script>
 </body>
 </html>
@@ -147,16 +156,68 @@ def stream_page_html(reader_js: str, stream_url: str = "/stream", report_url: st
 
 @dataclass
 class StreamPage:
-    """The page's routes on an app, and the timings browsers reported (newest last)."""
+    """The page's routes on an app, the times a browser opened it to ask by itself (`?ask=1`),
+    and the timings browsers reported (newest last)."""
 
     path: str
     stream_url: str
     html: str
     reports: list[PageTiming] = field(default_factory=list)
+    opened_to_ask: int = 0
 
     def url(self, server_url: str) -> str:
         """The page's address on a running server (`BackgroundServer.url`)."""
         return server_url.rstrip("/") + self.path
+
+    def url_in_jupyter(self, port: int) -> str | None:
+        """The page's address through the Jupyter server that runs this kernel (a path on
+        JupyterLab's own origin, via jupyter-server-proxy), or None outside one."""
+        base = jupyter_base_url()
+        return None if base is None else f"{base}proxy/127.0.0.1:{port}{self.path}"
+
+    def wait_for_report(self, opened_within_s: float | None = None, reported_within_s: float = 90.0,
+                        poll_s: float = 0.1) -> PageTiming | None:
+        """The first report of a page opened to ask by itself: wait up to `opened_within_s` for a
+        browser to open it (default: 5 s in a kernel of a Jupyter server, where a frontend may show
+        the frame; none elsewhere, e.g. a grading run), then up to `reported_within_s` for its
+        answer to end. None when no browser opened it."""
+        if opened_within_s is None:
+            opened_within_s = 5.0 if jupyter_base_url() is not None else 0.0
+        def wait(within_s: float, done) -> bool:
+            deadline = time.monotonic() + within_s
+            while not done() and time.monotonic() < deadline:
+                time.sleep(poll_s)
+            return bool(done())
+
+        if wait(opened_within_s, lambda: self.opened_to_ask or self.reports):
+            wait(reported_within_s, lambda: self.reports)
+        return self.reports[0] if self.reports else None
+
+
+def jupyter_base_url() -> str | None:
+    """The base URL of the Jupyter server that started this kernel ('/' for a plain JupyterLab,
+    '/user/<name>/' on a hub), where jupyter-server-proxy is installed; else None."""
+    try:
+        import jupyter_server_proxy  # noqa: F401  (the extension that serves <base>proxy/)
+        from jupyter_server.serverapp import list_running_servers
+    except ImportError:
+        return None
+    if os.environ.get("JUPYTERHUB_SERVICE_PREFIX"):
+        return os.environ["JUPYTERHUB_SERVICE_PREFIX"].rstrip("/") + "/"
+    parent = os.getppid()  # a kernel is its Jupyter server's child
+    for server in list_running_servers():
+        if server.get("pid") == parent:
+            return server.get("base_url", "/").rstrip("/") + "/"
+    return None
+
+
+def relative_to(page_path: str, url: str) -> str:
+    """`url` (an absolute path on the app) as seen from the page at `page_path`: the page works
+    wherever the app is mounted (directly, or under a proxy's prefix)."""
+    if not url.startswith("/"):
+        return url
+    directory = page_path if page_path.endswith("/") else posixpath.dirname(page_path) + "/"
+    return posixpath.relpath(url, directory)
 
 
 def add_stream_page(app, reader_js: str, stream_url: str = "/stream", path: str = "/",
@@ -170,9 +231,12 @@ def add_stream_page(app, reader_js: str, stream_url: str = "/stream", path: str 
     base = path if path.endswith("/") else path + "/"
     report_url = base + "timings"
     stream_page = StreamPage(path=path, stream_url=stream_url,
-                             html=stream_page_html(reader_js, stream_url, report_url, **page))
+                             html=stream_page_html(reader_js, relative_to(path, stream_url),
+                                                   relative_to(path, report_url), **page))
 
-    async def serve_page() -> HTMLResponse:
+    async def serve_page(ask: str | None = None) -> HTMLResponse:  # `?ask=1`: the page asks by itself
+        if ask is not None:
+            stream_page.opened_to_ask += 1
         return HTMLResponse(stream_page.html, headers={"Cache-Control": "no-store"})
 
     async def receive_timing(timing: PageTiming) -> dict:

@@ -1,5 +1,6 @@
-"""helpers.bridge against the real offline server: a client that hangs up stops the model's
-work, whichever client library the endpoint streams from."""
+"""Notebook 10's bridge (the exercise's solution, `in_thread`) against the real offline server: a
+client that hangs up stops the model's work, whichever client library the endpoint streams from
+(the fact the exercise's close rule stands on)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from helpers.background_server import BackgroundServer
-from helpers.bridge import iterate_in_thread
 from helpers.sse import sse_event, sse_lines
+
+from support.solutions import notebook_bridge
 
 DEADLINE_S = 5.0  # how long a hang-up may take to reach the model server (a deadline, not a timing)
 
@@ -56,15 +58,15 @@ def test_a_client_that_hangs_up_stops_the_model_server(offline_server, client):
             self.stream.close()
             closed.set()
 
+    in_thread = notebook_bridge()  # the bridge notebook 10's learners write (its solution)
     app = FastAPI()
 
     @app.post("/stream")
     async def stream(ask: Ask):
-        source = ((lambda: OpenAIPieces(ask.prompt)) if client == "openai"
-                  else chat_nvidia_pieces(ask.prompt))
+        source = OpenAIPieces(ask.prompt) if client == "openai" else chat_nvidia_pieces(ask.prompt)
 
         async def events():
-            async for piece in iterate_in_thread(source):
+            async for piece in in_thread(source):
                 yield sse_event({"delta": piece})
             yield sse_event({}, event="done")
 

@@ -1,12 +1,8 @@
-"""helpers.bridge: a blocking producer read as an async iterator from a thread of its own (order,
-errors, a free event loop, clean-up when the consumer leaves), and two clients of one endpoint
-on one clock."""
+"""helpers.bridge: two clients of one endpoint on one clock, against a blocking endpoint and one
+bridged with notebook 10's own `in_thread` (whose rules the exercise's tests check)."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import threading
 import time
 
 import pytest
@@ -15,170 +11,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from helpers.background_server import BackgroundServer
-from helpers.bridge import iterate_in_thread, two_clients, two_clients_chart
+from helpers.bridge import two_clients, two_clients_chart
 from helpers.sse import sse_event
 
-DEADLINE_S = 5.0  # how long a thread may take to notice and close (a deadline, not a timing)
+from support.solutions import notebook_bridge
 
-
-class Recorded:
-    """A blocking generator that records its threads, what it produced and how it ended."""
-
-    def __init__(self, items, pause_s=0.0, error=None, before_item=None):
-        self.items, self.pause_s, self.error, self.before_item = items, pause_s, error, before_item
-        self.threads: set[int] = set()
-        self.produced = 0
-        self.finished = False
-        self.closed_early = threading.Event()
-
-    def __iter__(self):
-        try:
-            for i, item in enumerate(self.items):
-                self.threads.add(threading.get_ident())
-                if self.before_item:
-                    self.before_item(i)
-                time.sleep(self.pause_s)
-                self.produced += 1
-                yield item
-            if self.error is not None:
-                raise self.error
-            self.finished = True
-        finally:
-            if not self.finished:
-                self.closed_early.set()
-
-
-async def collect(stream, limit=None):
-    items = []
-    async for item in stream:
-        items.append(item)
-        if limit is not None and len(items) >= limit:
-            break
-    await stream.aclose()
-    return items
-
-
-def wait_for(event: threading.Event) -> bool:
-    return event.wait(DEADLINE_S)
-
-
-# ── the bridge ─────────────────────────────────────────────────────────────────────────────
-
-def test_items_arrive_in_order_from_another_thread_and_the_stream_ends():
-    producer = Recorded(["Once", " upon", " a", " time"])
-
-    async def main():
-        return await collect(iterate_in_thread(iter(producer))), threading.get_ident()
-
-    items, loop_thread = asyncio.run(main())
-    assert items == ["Once", " upon", " a", " time"]
-    assert producer.finished and not producer.closed_early.is_set()
-    assert producer.threads and loop_thread not in producer.threads
-    assert asyncio.run(collect(iterate_in_thread([]))) == []
-    assert asyncio.run(collect(iterate_in_thread(range(500)))) == list(range(500))
-
-
-def test_a_source_given_as_a_function_is_called_in_the_thread():
-    """For producers whose first call blocks (the openai client sends the request in `create`)."""
-    called_in = []
-
-    def open_stream():
-        called_in.append(threading.get_ident())
-        return iter("abc")
-
-    async def main():
-        return await collect(iterate_in_thread(open_stream)), threading.get_ident()
-
-    items, loop_thread = asyncio.run(main())
-    assert items == ["a", "b", "c"] and called_in and called_in[0] != loop_thread
-
-
-def test_the_producers_error_is_raised_in_the_consumer_after_its_items():
-    failure = ValueError("the model failed")
-    seen = []
-
-    async def main():
-        async for item in iterate_in_thread(iter(Recorded(["a", "b"], error=failure))):
-            seen.append(item)
-
-    with pytest.raises(ValueError) as raised:
-        asyncio.run(main())
-    assert raised.value is failure and seen == ["a", "b"]
-
-
-def test_the_event_loop_runs_while_the_producer_blocks():
-    loop_ran = threading.Event()
-
-    def wait_for_the_loop(i):
-        if i == 1:
-            assert loop_ran.wait(3), "the loop never ran while the producer blocked"
-
-    async def main():
-        asyncio.get_running_loop().call_soon(loop_ran.set)
-        return await collect(iterate_in_thread(iter(Recorded(["first", "second"],
-                                                            before_item=wait_for_the_loop))))
-
-    assert asyncio.run(main()) == ["first", "second"]
-
-
-def test_every_stream_has_a_thread_of_its_own():
-    both_running = threading.Barrier(8, timeout=DEADLINE_S)  # more streams than a small pool has
-    producers = [Recorded([n, n], before_item=lambda i: i == 0 and both_running.wait()) for n in range(8)]
-
-    async def main():
-        return await asyncio.gather(*(collect(iterate_in_thread(iter(p))) for p in producers))
-
-    assert asyncio.run(main()) == [[n, n] for n in range(8)]
-    threads = [p.threads for p in producers]
-    assert all(not a & b for a, b in itertools.combinations(threads, 2))
-
-
-@pytest.mark.parametrize("how", ["break", "cancel", "loop ends"])
-def test_a_consumer_that_leaves_stops_the_thread_and_closes_the_producer(how):
-    producer = Recorded(range(10_000), pause_s=0.005)
-
-    async def main():
-        stream = iterate_in_thread(iter(producer))
-        if how == "break":
-            assert await collect(stream, limit=3) == [0, 1, 2]
-        elif how == "cancel":
-            async def consume():
-                async for _ in stream:
-                    pass
-
-            task = asyncio.ensure_future(consume())
-            await asyncio.sleep(0.1)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-        else:  # the consumer returns without closing its stream; asyncio.run closes it
-            async for _ in stream:
-                break
-
-    asyncio.run(main())
-    assert wait_for(producer.closed_early), f"the producer was not closed after a {how}"
-    stopped_at = producer.produced
-    time.sleep(0.1)
-    assert producer.produced == stopped_at < 10_000, "the producer kept producing"
-
-
-def test_an_iterable_with_its_own_close_is_closed_too():
-    """The openai client's stream closes its connection in its own close(), not its iterator's."""
-
-    class StreamLike:
-        def __init__(self):
-            self.producer, self.closed = Recorded(range(10_000), pause_s=0.005), threading.Event()
-
-        def __iter__(self):
-            return iter(self.producer)
-
-        def close(self):
-            self.closed.set()
-
-    like = StreamLike()
-    assert asyncio.run(collect(iterate_in_thread(lambda: like), limit=1)) == [0]
-    assert wait_for(like.closed) and wait_for(like.producer.closed_early)
-
+in_thread = notebook_bridge()
 
 # ── two clients of one endpoint ────────────────────────────────────────────────────────────
 
@@ -215,7 +53,7 @@ def fake_service() -> FastAPI:
 
     @app.post("/bridged")
     async def bridged(ask: Ask):
-        return respond(iterate_in_thread(slow_pieces(ask.max_tokens)))
+        return respond(in_thread(slow_pieces(ask.max_tokens)))
 
     @app.post("/broken")
     async def broken(ask: Ask):
