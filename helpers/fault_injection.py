@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import http.server
 import json
+import math
 import threading
 import time
 from urllib.parse import urlsplit
@@ -32,20 +33,29 @@ class RateLimitingProxy:
     carries `Retry-After: <retry_after_s>`, or with `retry_after_date` the same moment as an
     HTTP date (RFC 9110 allows both). With `reject_every=n`, every n-th model call is answered
     429 as well (calls n, 2n, 3n, ...), as a rate limit refuses some calls of a steady stream.
+    With `calls_per_window=n`, at most n model calls are passed on per window of `window_s`
+    seconds (a window opens at the first call after the last one ended), as an API limited to
+    so many requests a minute does: the rest are answered 429, with Retry-After the whole
+    seconds until the window ends.
     """
 
     def __init__(self, upstream_base_url: str, reject: int = 0, retry_after_s: int = 1,
-                 retry_after_date: bool = False, reject_every: int = 0):
+                 retry_after_date: bool = False, reject_every: int = 0, calls_per_window: int = 0,
+                 window_s: float = 60.0):
         parts = urlsplit(upstream_base_url)
         self.upstream_origin = f"{parts.scheme}://{parts.netloc}"
         self.path_prefix = parts.path.rstrip("/")
         self.retry_after_s = retry_after_s
         self.retry_after_date = retry_after_date
         self.reject_every = reject_every
+        self.calls_per_window = calls_per_window
+        self.window_s = window_s
         self.rejected = 0
         self.forwarded = 0
         self._calls = 0
         self._to_reject = reject
+        self._window_ends = 0.0  # monotonic time at which the current window ends
+        self._window_calls = 0  # model calls passed on in it
         self._lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
         self._client = None
@@ -56,27 +66,37 @@ class RateLimitingProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}{self.path_prefix}"
 
-    def retry_after(self) -> str:
-        """The Retry-After value for a 429 sent now."""
+    def retry_after(self, seconds: int | None = None) -> str:
+        """The Retry-After value for a 429 sent now (`retry_after_s` unless `seconds` is given)."""
+        seconds = self.retry_after_s if seconds is None else seconds
         if not self.retry_after_date:
-            return str(self.retry_after_s)
-        return email.utils.formatdate(time.time() + self.retry_after_s, usegmt=True)
+            return str(seconds)
+        return email.utils.formatdate(time.time() + seconds, usegmt=True)
 
     def reject_next(self, n: int) -> None:
         """Answer the next n model calls with 429."""
         with self._lock:
             self._to_reject = n
 
-    def _take_rejection(self) -> bool:
+    def _take_rejection(self) -> int | None:
+        """None to pass this model call on; else the seconds its 429's Retry-After gives."""
         with self._lock:
             self._calls += 1
             nth = self.reject_every > 0 and self._calls % self.reject_every == 0
             if self._to_reject > 0 or nth:
                 self._to_reject -= 1 if self._to_reject > 0 else 0
                 self.rejected += 1
-                return True
+                return self.retry_after_s
+            if self.calls_per_window > 0:
+                now = time.monotonic()
+                if now >= self._window_ends:  # the last window is over: this call opens one
+                    self._window_ends, self._window_calls = now + self.window_s, 0
+                if self._window_calls >= self.calls_per_window:
+                    self.rejected += 1
+                    return max(1, math.ceil(self._window_ends - now))
+                self._window_calls += 1
             self.forwarded += 1
-            return False
+            return None
 
     def start(self) -> RateLimitingProxy:
         import httpx
@@ -110,8 +130,8 @@ def _handler_for(proxy: RateLimitingProxy) -> type[http.server.BaseHTTPRequestHa
 
         def _relay(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.command == "POST" and proxy._take_rejection():
-                return self._too_many_requests()
+            if self.command == "POST" and (wait_s := proxy._take_rejection()) is not None:
+                return self._too_many_requests(wait_s)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in NOT_FORWARDED}
             with proxy._client.stream(self.command, proxy.upstream_origin + self.path,
                                       content=body, headers=headers) as upstream:
@@ -131,12 +151,12 @@ def _handler_for(proxy: RateLimitingProxy) -> type[http.server.BaseHTTPRequestHa
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client left; closing `upstream` stops the server's work too
 
-        def _too_many_requests(self) -> None:
+        def _too_many_requests(self, wait_s: int) -> None:
             body = json.dumps({"status": 429, "title": "Too Many Requests",
                                "detail": "rate limit reached (a teaching fault injector)"}).encode()
             self.send_response(429)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Retry-After", proxy.retry_after())
+            self.send_header("Retry-After", proxy.retry_after(wait_s))
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Connection", "close")
             self.end_headers()

@@ -234,8 +234,9 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
     # what the lesson claims: one call buys little from a server that batches in flight (on a busy
     # machine it can even come out slower; the notebook prints whichever it was)
     assert ratio > 0.6, f"one call of a group should not be much faster than separate calls:\n{one_call}"
-    # the padded batch, with the model's own tokenizer (llama.cpp's /tokenize)
+    # the padded batch, each prompt as long as the server counts it (the usage of a one-token answer)
     padded = tagged_text(executed, "padded-batch")
+    assert "chat template" not in padded, "offline, /v1/completions counts the prompts themselves"
     widths = [int(n) for n in re.findall(r"^ ?(\d+) tokens, padded on the left: (?:·*)■+  '", padded, re.M)]
     shape = re.search(r"→ one batch of 3 × (\d+) token ids, (\d+) of them padding", padded)
     assert len(widths) == 3 and shape, padded
@@ -256,6 +257,26 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
     without = number(r"without the batcher, the same 5 as 5 calls at once: first texts after "
                      r"\d+\.\d+–\d+\.\d+ s \(median (\d+\.\d+) s\)", batched)
     assert without < waited, f"without the batcher no request waits for a window:\n{batched}"
+    # where grouping pays: a proxy passing on 2 model calls per 30 s window, five clients at once
+    limited = tagged_text(executed, "per-call-limit")
+    alone, grouped = limited.split("── micro-batcher ──")
+    assert alone.startswith("── one call each ──"), limited
+    counts = (r"(\d+) model calls{}; the proxy passed on (\d+) and answered (\d+) with 429 → (\d+) of 5 "
+              r"clients answered$")
+    without = re.search("^one call each: " + counts.format(""), alone, re.M)
+    assert without and [int(n) for n in without.groups()] == [5, 2, 3, 2], limited
+    answered = re.findall(r"^The capital of \w+ is +→ (['\"])\S.*\1$", alone, re.M)
+    refused = re.findall(r"^The capital of \w+ is +✗ (.+)$", alone, re.M)
+    assert len(answered) == 2 and len(refused) == 3, limited  # the answers match the proxy's counts
+    assert "rate-limiting you (HTTP 429" in refused[0], "the first refusal is explained"
+    assert all(line.startswith("the same: HTTP 429, ") for line in refused[1:]), limited
+    waits = [int(n) for line in refused for n in re.findall(r"Retry-After: (\d+) s\)?$", line)]
+    assert len(waits) == 3 and all(28 <= w <= 30 for w in waits), limited  # the seconds left of 30
+    with_batcher = re.search("^micro-batcher: " + counts.format(r" \(groups \[3, 2\]\)"), grouped, re.M)
+    assert with_batcher and [int(n) for n in with_batcher.groups()] == [2, 2, 0, 5], limited
+    assert len(re.findall(r"^The capital of \w+ is +→ (['\"])\S.*\1$", grouped, re.M)) == 5, limited
+    assert limited.rstrip().endswith("→ grouping sent 2 calls instead of 5: under a limit of 2 calls per "
+                                     "window, that decides how many clients are answered"), limited
     ray_start = tagged_text(executed, "ray-start")
     assert re.search(r"first answer from Ray Serve: '\S.*' \(first text after \d+\.\d+ s\)", ray_start)
     ray_answers = tagged_text(executed, "ray-clients")

@@ -106,6 +106,19 @@ def test_batching_notebook_measures_over_chat_where_completions_is_refused(offli
     assert "groups sent to the model: [3, 2]" in batched, batched
     assert len(re.findall(r"^The capital of \w+ is +group \d: first text after \d+\.\d+ s → \S",
                           batched, re.M)) == 5, batched
+    # the chat counts of the padded batch say that they hold the chat template
+    padded = executed.tagged_text("padded-batch")
+    assert padded.startswith("(counted by the chat endpoint: each count includes the chat template's tokens)")
+    assert re.search(r"→ one batch of 3 × \d+ token ids, \d+ of them padding", padded), padded
+    # behind a limit per call, a group of chat requests is as many calls: no saving, and it says so
+    limited = executed.tagged_text("per-call-limit")
+    assert "one call each: 5 model calls; the proxy passed on 2 and answered 3 with 429 → 2 of 5" in limited
+    assert re.search(r"^micro-batcher: 5 model calls \(groups \[3, 2\]\); the proxy passed on 2 and "
+                     r"answered 3 with 429 → \d of 5 clients answered$", limited, re.M), limited
+    assert limited.rstrip().endswith(
+        "→ no saving here: the micro-batcher made 5 calls, the clients alone 5 (this backend refused "
+        "/v1/completions, so each group went as one chat request per prompt)"), limited
+    assert "grouping sent" not in limited, limited
     ray_answers = executed.tagged_text("ray-clients")
     assert len(re.findall(r"first text after \d+\.\d+ s → \S", ray_answers)) == 4, ray_answers
     assert re.search(r"Ray processes left: 0; port \d+ open: False", executed.tagged_text("ray-stop"))

@@ -1,10 +1,13 @@
 """The teaching fault injector in front of a stub server: which model calls it answers 429
-(the next n, every n-th), the Retry-After it sends, and that it passes everything else on."""
+(the next n, every n-th, those past a window's limit), the Retry-After it sends, and that it
+passes everything else on."""
 
 from __future__ import annotations
 
+import email.utils
 import http.server
 import threading
+import time
 
 import httpx
 import pytest
@@ -52,3 +55,41 @@ def test_every_nth_model_call_is_refused_with_retry_after(upstream):
     assert [r.status_code for r in posts] == [429, 200, 429, 200, 200, 429, 200]
     assert all(r.headers["Retry-After"] == "2" for r in posts if r.status_code == 429)
     assert (proxy.rejected, proxy.forwarded, seen["posts"]) == (3, 4, 4)
+
+
+def test_a_window_passes_on_its_calls_then_answers_429_until_it_ends(upstream):
+    base_url, seen = upstream
+    with RateLimitingProxy(base_url, calls_per_window=2, window_s=30) as proxy:
+        with httpx.Client() as client:
+            posts = [client.post(f"{proxy.base_url}/completions", json={}) for _ in range(5)]
+            assert client.get(f"{proxy.base_url}/models").status_code == 200, "GETs are not counted"
+            assert client.post(f"{proxy.base_url}/completions", json={}).status_code == 429
+    assert [r.status_code for r in posts] == [200, 200, 429, 429, 429]
+    # Retry-After: the whole seconds left in the 30 s window that the first call opened
+    waits = [int(r.headers["Retry-After"]) for r in posts if r.status_code == 429]
+    assert all(28 <= wait <= 30 for wait in waits), waits
+    assert (proxy.rejected, proxy.forwarded, seen["posts"]) == (4, 2, 2)
+
+
+def test_the_next_window_opens_once_the_last_has_ended(upstream):
+    base_url, seen = upstream
+    with RateLimitingProxy(base_url, calls_per_window=1, window_s=0.5, retry_after_date=True) as proxy:
+        with httpx.Client() as client:
+            first, refused = (client.post(f"{proxy.base_url}/completions", json={}) for _ in range(2))
+            time.sleep(0.6)
+            later = [client.post(f"{proxy.base_url}/completions", json={}) for _ in range(2)]
+    assert [r.status_code for r in (first, refused, *later)] == [200, 429, 200, 429]
+    # under a second left: Retry-After says one second (here as an HTTP date, 1-2 s ahead)
+    ahead = email.utils.parsedate_to_datetime(refused.headers["Retry-After"]).timestamp() - time.time()
+    assert -1 <= ahead <= 2, refused.headers["Retry-After"]
+    assert (proxy.rejected, proxy.forwarded, seen["posts"]) == (2, 2, 2)
+
+
+def test_armed_rejections_come_before_the_window_and_use_no_call_of_it(upstream):
+    base_url, seen = upstream
+    with RateLimitingProxy(base_url, reject=1, retry_after_s=5, calls_per_window=1, window_s=30) as proxy:
+        with httpx.Client() as client:
+            posts = [client.post(f"{proxy.base_url}/completions", json={}) for _ in range(3)]
+    assert [r.status_code for r in posts] == [429, 200, 429]
+    assert posts[0].headers["Retry-After"] == "5" and 28 <= int(posts[2].headers["Retry-After"]) <= 30
+    assert (proxy.rejected, proxy.forwarded, seen["posts"]) == (2, 1, 1)
