@@ -26,6 +26,10 @@ EXPORTED_FROM_DOTENV = ("NVIDIA_API_KEY", "NVIDIA_USAGE_TELEMETRY_ENABLED")
 # tokens per answer on the offline model; autograding sets a lower KIT_ANSWER_CAP (no test
 # depends on an answer's length)
 OFFLINE_ANSWER_CAP = int(os.environ.get("KIT_ANSWER_CAP") or 200)
+# tokens per answer in notebook 9's load runs: short on the offline CPU model, so that its sweep
+# finishes in seconds (KIT_LOAD_TEST_ANSWER_TOKENS changes it); elsewhere a chat-sized answer
+OFFLINE_LOAD_TEST_ANSWER_TOKENS = int(os.environ.get("KIT_LOAD_TEST_ANSWER_TOKENS") or 20)
+LOAD_TEST_ANSWER_TOKENS = 128
 
 OFFLINE_CAVEAT = (
     "You are on the offline model: SmolLM2-135M-Instruct, a tiny model running on your CPU. "
@@ -69,6 +73,14 @@ class ConnectionSettings:
         offline model on a laptop CPU (cells finish in seconds); None on a NIM or the hosted
         catalog, where answers arrive whole."""
         return OFFLINE_ANSWER_CAP if self.backend == "offline" else None
+
+    @property
+    def load_test_answer_tokens(self) -> int:
+        """How long each answer of a load test is (notebook 9 passes it as
+        `max_completion_tokens`): short on the offline model, a concession to a laptop CPU;
+        a chat-sized answer on a NIM or the hosted catalog, where decode is what a load test
+        measures."""
+        return OFFLINE_LOAD_TEST_ANSWER_TOKENS if self.backend == "offline" else LOAD_TEST_ANSWER_TOKENS
 
     @property
     def server_root(self) -> str:

@@ -4,10 +4,13 @@ flattens at the slot count while TTFT and ITL grow, a longer prompt delays the f
 server reports the repeated system prompt as cached. Every
 verdict it prints (the sweep's steps and knee, the prefill's growth) matches the numbers it
 printed it from. And a level of the sweep where every request was refused (HTTP 429, as the
-hosted catalog answers) shows up as failures, never as latency, without breaking the notebook."""
+hosted catalog answers) shows up as failures, never as latency, without breaking the notebook.
+On a backend that reports no slots (a NIM) the sweep's levels reach past the knee of NVIDIA's
+published figures, and this client opens that many streams at once, capped by nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from itertools import pairwise
@@ -15,13 +18,16 @@ from itertools import pairwise
 import pytest
 
 from helpers.fault_injection import RateLimitingProxy
+from helpers.latency import load_reference
 from helpers.rate_limits import HOSTED_REQUESTS_PER_MINUTE
+from helpers.settings import OFFLINE_LOAD_TEST_ANSWER_TOKENS
 
 from notebook_runner import assert_nothing_left_behind, execute, register_report, reported, run_notebook
 from support import REPO
 
 NAME = "09_latency_and_throughput"
 OFFLINE_SLOTS = 6  # llm-kit server start's default --parallel
+NIM_TOP_LEVEL = 200  # the most streams the sweep keeps in flight where no slots are reported
 MARK = "MEASURED "
 # Appended to a copy of the notebook: reads the kernel's variables after the lesson ran.
 REPORT = f"""
@@ -34,6 +40,7 @@ def _itls(r):
 print({MARK!r} + json.dumps({{
     "slots": slots,
     "levels": levels,
+    "answer_tokens": ANSWER_TOKENS,
     "first_run": [_itls(r) for r in first_run.answered],
     "sweep": [{{"concurrency": r.concurrency, "requests": len(r.results), "answered": len(r.answered),
                "aggregate_tokens_per_s": r.aggregate_tokens_per_s, "ttft_p50_s": r.ttft_p50_s,
@@ -69,8 +76,19 @@ def test_runs_clean_on_the_offline_backend_with_charts_as_images(executed, capsy
     outputs = [c for c in executed.notebook.cells if "sweep" in c.metadata.get("tags", [])][0].outputs
     assert any("image/png" in o.get("data", {}) for o in outputs), "sweep: no PNG chart saved"
     assert "docs.nvidia.com/nim/benchmarking" in executed.tagged_text("reference")
-    assert "this sweep measures one server with 6 slots (from /props)" in executed.tagged_text("sweep")
+    assert ("this sweep measures one server with 6 slots (from /props): 4 levels, 1 to 12 in flight"
+            in executed.tagged_text("sweep-levels"))
     assert "failed" not in executed.tagged_text("five-numbers").replace("0 failed", "")
+
+
+def test_answers_are_as_long_as_the_settings_say(executed, measured):
+    """Offline, load-test answers are the settings' short length; the prompts ask for long
+    stories, so the answers run to it."""
+    assert measured["answer_tokens"] == OFFLINE_LOAD_TEST_ANSWER_TOKENS
+    assert f"load-test answers: up to {OFFLINE_LOAD_TEST_ANSWER_TOKENS} tokens each" in "\n".join(
+        executed.text_of(c) for c in executed.notebook.cells if c.cell_type == "code")
+    tokens = re.findall(r"· (\d+) tokens in ", executed.tagged_text("five-numbers"))
+    assert tokens and all(int(t) == OFFLINE_LOAD_TEST_ANSWER_TOKENS for t in tokens), tokens
 
 
 def test_both_itl_definitions_agree_where_a_chunk_is_one_token(executed, measured):
@@ -158,7 +176,7 @@ def test_the_sweep_prints_each_step_and_the_knee_from_its_own_numbers(executed, 
                          rf"×{rate:.2f} · TTFT p50 ×{p50:.2f}, ", said, re.M), said
     knee = next((low for low, high in pairwise(sweep)
                  if high["aggregate_tokens_per_s"] < 1.25 * low["aggregate_tokens_per_s"]), None)
-    verdict = said.rstrip().splitlines()[-1]
+    verdict = next(line for line in said.splitlines() if line.startswith("→ "))
     if knee is None:
         assert verdict.startswith("→ aggregate tokens/s rose by a quarter or more at every step"), said
     else:
@@ -231,7 +249,8 @@ def test_on_the_hosted_code_path_the_sweep_is_small_says_what_it_measures_and_co
     assert catalog.rejected >= 3, "the rate limit was met"
     assert measured["levels"] == [1, 2, 4, 8] and measured["requests"] == [2, 2, 4, 8]
     sweep = executed.tagged_text("sweep")
-    assert "this sweep measures NVIDIA's shared fleet over the internet" in sweep, sweep
+    said = executed.tagged_text("sweep-levels")
+    assert "this sweep measures NVIDIA's shared fleet over the internet" in said, said
     refused = sum(measured["failed"]) + measured["first_failed"]
     assert refused >= 1, "some load requests met the rate limit"
     if sum(measured["failed"]):
@@ -243,3 +262,92 @@ def test_on_the_hosted_code_path_the_sweep_is_small_says_what_it_measures_and_co
     assert cache.count("✗ not answered") == measured["cache_failed"], cache
     assert ("nothing to compare" in cache) == (measured["cache_failed"] > 0), cache
     assert_nothing_left_behind(marker)
+
+
+LEVELS_REPORT = f"""
+import json
+print({MARK!r} + json.dumps({{"backend": settings.backend, "slots": slots, "levels": levels}}))
+"""
+
+
+def test_where_no_slots_are_reported_the_sweep_reaches_past_the_published_knee(offline_server):
+    """The notebook's own level choice on a NIM-like backend: KIT_BACKEND=nim, and a server that
+    answers nothing at /props (server_slots gives None, as on a NIM). The levels are the published
+    table's concurrencies, and by the notebook's rule (a step that raises throughput by less than
+    a quarter) the published figures at those levels have their knee inside the sweep."""
+    import nbformat
+
+    notebook = nbformat.read(REPO / "solutions" / f"{NAME}.ipynb", as_version=4)
+    setup = next(c for c in notebook.cells if c.cell_type == "code" and "check_backend()" in c.source)
+    choice = next(c for c in notebook.cells if "sweep-levels" in c.metadata.get("tags", []))
+    nim_like = nbformat.v4.new_code_cell(
+        "import dataclasses\n"
+        "settings = dataclasses.replace(settings, declared_backend='nim')\n"
+        "server_slots = lambda settings: None  # a NIM reports no slots at /props")
+    notebook.cells = [setup, nim_like, choice, nbformat.v4.new_code_cell(LEVELS_REPORT)]
+    executed = execute(notebook, timeout_s=120, workdir=REPO / "solutions", env={"KIT_DISPLAY": "plain"})
+    assert executed.error is None, executed.error
+    measured = reported(executed, MARK)
+    assert measured["backend"] == "nim" and measured["slots"] is None
+    levels = measured["levels"]
+    assert levels == sorted(levels) and levels[0] == 1 and levels[-1] == NIM_TOP_LEVEL
+    published = {p.concurrency: p for p in load_reference().points}
+    assert set(levels) <= set(published), "every level is one NVIDIA measured: the steps compare"
+    at_levels = [published[level] for level in levels]
+    knee = next((low for low, high in pairwise(at_levels) if high.tokens_per_s < 1.25 * low.tokens_per_s),
+                None)
+    assert knee is not None and knee.concurrency < levels[-1], "the published knee lies inside the sweep"
+    assert max(published.values(), key=lambda p: p.tokens_per_s).concurrency == levels[-1], "up to the peak"
+    said = executed.tagged_text("sweep-levels")
+    assert ("this sweep measures one server that does not say how many requests it batches" in said
+            and f"{len(levels)} levels, 1 to {NIM_TOP_LEVEL} in flight" in said), said
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # ChatNVIDIA warns about unlisted models
+def test_this_client_keeps_as_many_streams_in_flight_as_the_top_level():
+    """What the notebook says of ChatNVIDIA: every astream opens a connection of its own, so no
+    client-side pool caps the sweep. A stand-in server holds every stream open until all of them
+    have arrived (or 30 s passed): all NIM_TOP_LEVEL must arrive at once, and all must finish."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, StreamingResponse
+    from langchain_nvidia_ai_endpoints import ChatNVIDIA
+
+    from helpers import BackgroundServer, record_stream
+
+    app = FastAPI()
+    state = {"open": 0, "peak": 0}  # changed only on the server's event loop
+    everyone = asyncio.Event()
+
+    @app.get("/v1/models")
+    async def models():
+        return JSONResponse({"object": "list", "data": [{"id": "stand-in", "object": "model"}]})
+
+    @app.post("/v1/chat/completions")
+    async def chat():
+        state["open"] += 1
+        state["peak"] = max(state["peak"], state["open"])
+        if state["open"] >= NIM_TOP_LEVEL:
+            everyone.set()
+
+        async def events():
+            try:
+                await asyncio.wait_for(everyone.wait(), timeout=30)
+            except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11
+                pass
+            chunk = ('{"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "stand-in", '
+                     '"choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}, '
+                     '"finish_reason": "stop"}]}')
+            yield f"data: {chunk}\n\ndata: [DONE]\n\n"
+            state["open"] -= 1
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def all_at_once(llm):
+        return await asyncio.gather(*(record_stream(llm.astream("hi")) for _ in range(NIM_TOP_LEVEL)))
+
+    with BackgroundServer(app) as server:
+        llm = ChatNVIDIA(base_url=f"{server.url}/v1", model="stand-in", api_key="unused")
+        results = asyncio.run(all_at_once(llm))
+    failed = [r.error_message for r in results if r.error is not None or r.text != "hi"]
+    assert not failed, failed
+    assert state["peak"] == NIM_TOP_LEVEL, f"{state['peak']} of {NIM_TOP_LEVEL} streams were open at once"

@@ -1,17 +1,23 @@
 """Answer caps fit the backend: the offline CPU model is capped, a NIM and the hosted catalog get
-whole answers, and the notebooks take the cap from the settings (never a number of their own)."""
+whole answers, and the notebooks take the cap from the settings (never a number of their own).
+Load tests (notebook 9) send short answers offline only, chat-sized ones elsewhere."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from langchain_nvidia_ai_endpoints import ChatNVIDIA
 
 from helpers.settings import (
     HOSTED_BASE_URL,
+    LOAD_TEST_ANSWER_TOKENS,
     OFFLINE_ANSWER_CAP,
+    OFFLINE_LOAD_TEST_ANSWER_TOKENS,
     OFFLINE_MODEL_ID,
     WORKSHOP_BASE_URL,
     WORKSHOP_MODEL,
@@ -64,3 +70,30 @@ def test_notebooks_take_the_cap_from_the_settings(path):
     assert models or "ChatNVIDIA(" not in source, f"{path.name} builds no `llm`"
     assert all("max_completion_tokens=settings.max_answer_tokens" in m for m in models), (
         f"{path.name}: pass max_completion_tokens=settings.max_answer_tokens visibly")
+
+
+def test_load_test_answers_are_short_only_on_the_offline_model():
+    assert OFFLINE.load_test_answer_tokens == OFFLINE_LOAD_TEST_ANSWER_TOKENS
+    if not os.environ.get("KIT_LOAD_TEST_ANSWER_TOKENS"):
+        assert OFFLINE_LOAD_TEST_ANSWER_TOKENS == 20, "a sweep on a CPU must finish in seconds"
+    for settings in (NIM, HOSTED):
+        assert settings.load_test_answer_tokens == LOAD_TEST_ANSWER_TOKENS == 128
+    # what counts is the backend, not the model's name: KIT_BACKEND=nim gets chat-sized answers
+    declared = ConnectionSettings(base_url=OFFLINE.base_url, model=OFFLINE_MODEL_ID, declared_backend="nim")
+    assert declared.load_test_answer_tokens == LOAD_TEST_ANSWER_TOKENS
+
+
+def test_the_offline_load_test_length_is_overridable_like_the_answer_cap():
+    code = ("from helpers.settings import ConnectionSettings, OFFLINE_MODEL_ID\n"
+            "print(ConnectionSettings(base_url='http://127.0.0.1:8000/v1', model=OFFLINE_MODEL_ID)"
+            ".load_test_answer_tokens)")
+    env = {**os.environ, "KIT_LOAD_TEST_ANSWER_TOKENS": "7"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert out.strip() == "7"
+
+
+def test_notebook_9_takes_its_load_test_length_from_the_settings():
+    source = "\n".join(_code(REPO / "solutions" / "09_latency_and_throughput.ipynb"))
+    assert "ANSWER_TOKENS = settings.load_test_answer_tokens" in source
+    assert not re.search(rf"ANSWER_TOKENS = {OFFLINE_LOAD_TEST_ANSWER_TOKENS}\b", source)
