@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 START_OFFLINE = "make server"  # the command that starts the offline model server
+# Third-party reports of the hosted catalog's free tier; NVIDIA publishes no figure.
+HOSTED_REQUESTS_PER_MINUTE = 40
 
 
 class KitError(RuntimeError):
@@ -36,6 +40,36 @@ def _chain(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
+def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After value: delay-seconds or an HTTP date (RFC 9110
+    §10.2.3). None when absent or unreadable; a date in the past means 0."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def retry_after_of(exc: BaseException, now: datetime | None = None) -> float | None:
+    """The wait a 429's Retry-After header asks for, where the exception (or one it replaced:
+    ChatNVIDIA's sync client keeps requests' HTTPError as the context) still carries the
+    response; None otherwise (ChatNVIDIA's async client keeps none)."""
+    for e in _chain(exc):
+        headers = getattr(getattr(e, "response", None), "headers", None)
+        if headers is not None and headers.get("Retry-After") is not None:
+            return retry_after_s(headers.get("Retry-After"), now)
+    return None
+
+
 def _read(exc: BaseException) -> tuple[str, int | None]:
     """All messages along the exception's chain (lower case), and the first HTTP status in it."""
     texts = " | ".join(f"{type(e).__name__}: {e}" for e in _chain(exc))
@@ -52,10 +86,13 @@ def explain(exc: BaseException, base_url: str | None = None, model: str | None =
     if isinstance(exc, KeyboardInterrupt):
         return "Interrupted by you (Kernel → Interrupt). Whatever arrived so far is kept."
     if code == 429 or "too many requests" in lowered or "rate limit" in lowered:
+        wait = retry_after_of(exc)
+        asked = (f"It asks you to wait {wait:.0f} s (Retry-After)" if wait is not None else
+                 "Wait a few seconds")
         return (f"The server{where} is rate-limiting you (HTTP 429: too many requests at once or "
-                "this minute; the hosted catalog does this under load). Wait a few seconds and "
-                "re-run the cell; for many calls, lower max_concurrency or retry with a pause: "
-                "`llm.with_retry(stop_after_attempt=3)`.")
+                f"this minute; the hosted catalog allows about {HOSTED_REQUESTS_PER_MINUTE} a minute). "
+                f"{asked} and re-run the cell; for many calls, lower max_concurrency or retry with a "
+                "pause: `llm.with_retry(stop_after_attempt=3)`.")
     if any(w in lowered for w in ("connection refused", "connecterror", "name or service not known",
                                   "failed to establish", "nodename nor servname",
                                   "temporary failure in name resolution", "apiconnectionerror",

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from helpers.fault_injection import RateLimitingProxy
-from helpers.rate_limits import HOSTED_REQUESTS_PER_MINUTE
+from helpers.friendly_errors import HOSTED_REQUESTS_PER_MINUTE
 
 from notebook_runner import assert_nothing_left_behind, execute
 from support import REPO

@@ -18,8 +18,8 @@ from itertools import pairwise
 import pytest
 
 from helpers.fault_injection import RateLimitingProxy
+from helpers.friendly_errors import HOSTED_REQUESTS_PER_MINUTE
 from helpers.latency import load_reference
-from helpers.rate_limits import HOSTED_REQUESTS_PER_MINUTE
 from helpers.settings import OFFLINE_LOAD_TEST_ANSWER_TOKENS
 
 from notebook_runner import assert_nothing_left_behind, execute, register_report, reported, run_notebook
