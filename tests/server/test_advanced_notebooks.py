@@ -303,11 +303,21 @@ def test_async_notebook_gathers_and_survives_failures(offline_server, capsys):
     spared = tagged_text(executed, "batch-exceptions")
     assert spared.startswith("without return_exceptions, the batch raised and kept no answer:"), spared
     assert "2 of 6 failed (2 answered 429 by the proxy)" in spared
+    # what the plain batch threw away, from the proxy's counts: calls answered there, none kept
+    counts = re.search(r"^  the proxy's counts: (\d) calls answered 429, (\d) passed on to the server "
+                       r"and (\d) answered there(?:, (\d) never sent \(cancelled by the batch as it "
+                       r"raised\))?; none of those answers was kept$", spared, re.M)
+    assert counts, spared
+    refused, passed_on, answered, unsent = (int(n or 0) for n in counts.groups())
+    assert 1 <= refused <= 2 and answered == passed_on and refused + passed_on + unsent == 6, spared
     assert spared.count("✗ failed") == 2 and spared.count("✔ ") == 4, "the answers that worked are kept"
     assert "rate-limiting you (HTTP 429" in spared
     retried = tagged_text(executed, "retry")
     assert "[429 answers: 2, calls passed on: 1]" in retried  # two real 429s, then the answer
     assert "✗ gave up after 3 attempts: The server" in retried and "HTTP 429" in retried
+    # with_retry's backoff, not the 429s' Retry-After (5 s each), set the waits
+    assert number(r"each 429 asked for 5 s \(Retry-After\); with_retry's own backoff made its two "
+                  r"retries within (\d+\.\d) s", retried) < 2 * 5, retried
     assert "✗ not retried, it would fail again: The prompt is longer" in retried
     assert number(r"⏱ a prompt that is too long: (\d+\.\d+) s", retried) < number(
         r"⏱ two 429s, then an answer: (\d+\.\d+) s", retried), "no backoff for a permanent error"
