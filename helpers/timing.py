@@ -81,16 +81,23 @@ class Comparison:
         first, second = self.medians_s
         return first / second if second > 0 else float("inf")
 
+    def verdict(self) -> str:
+        """'<second> is N.NNx faster than <first>', or slower, as the medians say."""
+        (a, b), ratio = self.labels, self.ratio
+        if ratio >= 1:
+            return f"{b} is {ratio:.2f}x faster than {a}"
+        return f"{b} is {1 / ratio:.2f}x slower than {a}" if ratio > 0 else f"{b} took no time"
+
     def summary(self) -> str:
         (a, b), (ta, tb) = self.labels, self.medians_s
         runs = len(self.times_s[0])
         median = f" (median of {runs})" if runs > 1 else ""
-        return f"{a}: {ta:.2f} s · {b}: {tb:.2f} s{median} → {b} is {self.ratio:.2f}x faster than {a}"
+        return f"{a}: {ta:.2f} s · {b}: {tb:.2f} s{median} → {self.verdict()}"
 
     def plot(self, ax=None, title: str | None = None):
         from .charts import bar_chart
 
-        default = f"{self.labels[1]} is {self.ratio:.2f}x faster than {self.labels[0]}"
+        default = self.verdict()
         return bar_chart(self.labels, self.medians_s, title=title or default, ax=ax)
 
 

@@ -23,7 +23,8 @@ from support import REPO, require
 
 CHROMIUM = Path("/usr/bin/chromium")
 NOTEBOOK = REPO / "solutions" / "10_streams_to_the_browser.ipynb"
-LESSON_TAGS = ("setup", "app", "blocking", "in_thread", "bridged", "page")  # what the page needs, in order
+# what the page needs, in order
+LESSON_TAGS = ("setup", "app", "blocking", "in_thread", "bridged", "hang-up", "page")
 ANSWER_TOKENS = 60
 POLL_S = 0.05
 DEADLINE_S = 180  # a deadline on a shared machine, not a timing
@@ -55,6 +56,8 @@ def lesson_kernel(cells):
             cell = nbformat.v4.new_code_cell(source)
             notebook.cells.append(cell)
             client.execute_cell(cell, len(notebook.cells) - 1)
+            failed = [o for o in cell.outputs if o.output_type == "error"]
+            assert not failed, f"{failed[0].ename}: {failed[0].evalue}"
             return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
 
         try:
@@ -126,7 +129,8 @@ def test_the_page_grows_the_answer_and_shows_a_plausible_first_token_time(offlin
             "import json, time\n"
             "from helpers.server_metrics import requests_in_flight\n"
             "deadline = time.monotonic() + 20\n"
-            "while (not closed or requests_in_flight(settings)) and time.monotonic() < deadline:\n"
+            "stopped = 'Write a very long essay about the history of bread.'\n"
+            "while (stopped not in closed or requests_in_flight(settings)) and time.monotonic() < deadline:\n"
             "    time.sleep(0.2)\n"
             "print(json.dumps({'closed': closed, 'in_flight': requests_in_flight(settings),\n"
             "                  'reports': [r.model_dump() for r in page.reports]}))"))
@@ -183,6 +187,7 @@ def test_through_jupyterlabs_address_the_frame_asks_by_itself_and_streams(offlin
             started = time.perf_counter()
             page.goto(f"{base}/proxy/127.0.0.1:{port}/?ask=1")  # the frame's address in the lab
             states = watch_answer(page, started)
+            page.wait_for_load_state("networkidle")  # the page's report has reached the app
             page.screenshot(path=str(SHOTS / "09-page-through-jupyterlab.png"))
         finally:
             browser.close()

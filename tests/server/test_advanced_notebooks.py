@@ -166,8 +166,11 @@ def test_serving_notebook_streams_chats_and_shuts_down(offline_server, capsys):
                         r"of an answer of up to (\d+) tokens", hang_up_text, re.M)
     assert noticed and int(noticed.group(2)) == sent, hang_up_text
     assert int(noticed.group(1)) < 2000 and sent < int(noticed.group(3)), hang_up_text
-    assert "watch" not in hang_up_text and "tokens generated" not in hang_up_text, (
-        "what a closed stream does on the model server is notebook 4's watch")
+    # the model server's own counters just after: its work for the hung-up client stopped
+    after = watches(hang_up_text)["the model server after the hang-up"]
+    assert after[1:] == (0, "idle"), hang_up_text
+    sse_verdict = re.search(r"^→ (.+)$", sse, re.M)
+    assert sse_verdict and sse_verdict.group(1) == "they arrived one after another: the endpoint streams", sse
     chat = tagged_text(executed, "ws-chat")
     assert chat.count("[end of answer") == 3
     assert "5 messages in this connection's history" in chat  # the second turn saw the first
@@ -194,6 +197,7 @@ def test_serving_notebook_says_so_when_the_answer_ends_before_the_hang_up(offlin
     assert outcome(text).startswith("Nothing to cancel: the answer was complete before the client"), text
     assert re.search(r"^the endpoint's record: done, \d+ pieces sent$", text, re.M), text
     assert "noticed the hang-up" not in text, "the endpoint ran to its end: no hang-up to notice"
+    assert "tokens generated" not in text, "nothing was cancelled, so there is nothing to watch"
 
 
 def run_until_hang_up(name: str, hang_up_tag: str, cap: int):

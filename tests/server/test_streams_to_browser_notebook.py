@@ -1,20 +1,24 @@
 """Notebook 10 runs top to bottom against the real offline server, and what it teaches holds in
 its own measurements: a blocking stream in the event loop makes the other client wait through
-the rest of it, the learner's bridge (the exercise's solution) lets both stream at once, and the
-page is served around the notebook's reader, at addresses relative to it; without a browser the
-notebook says no page reported. (A hang-up through the same bridge stopping the real server:
-tests/server/test_bridge_hang_up.py; the page in chromium: tests/browser/test_browser_web_page.py.)
-Its student copy runs to the clean-up past the unanswered bridge."""
+the rest of it; the learner's bridge (the exercise's solution) lets both stream at once; a client
+that hangs up reaches the blocking producer through it, which closes it (and when the answer is
+over before the hang-up, the notebook says there was nothing to cancel); the page is served around
+the notebook's reader, at addresses relative to it, and without a browser the notebook says no
+page reported. (The page in chromium: tests/browser/test_browser_web_page.py.) Its student copy
+runs to the clean-up past the unanswered bridge."""
 
 from __future__ import annotations
 
 import re
+import uuid
 
+import nbformat
 import pytest
 
 from helpers.ports import port_open
 
-from notebook_runner import register_report, reported, run_notebook
+from notebook_runner import assert_nothing_left_behind, execute, register_report, reported, run_notebook
+from support import REPO
 
 NAME = "10_streams_to_the_browser"
 MARK = "MEASURED "
@@ -31,7 +35,8 @@ def two(run):
 
 
 print({MARK!r} + json.dumps({{
-    "stalled": two(stalled), "flowing": two(flowing), "closed": closed, "page_status": response.status_code,
+    "stalled": two(stalled), "flowing": two(flowing), "closed": closed, "essay": essay["prompt"],
+    "page_status": response.status_code,
     "page_type": response.headers["content-type"], "page_html": response.text,
     "reader": READER_JS, "python_ttft_s": flowing.first.ttft_s, "server_running": server.running,
     "port": server.port,
@@ -84,6 +89,47 @@ def test_the_bridge_lets_both_clients_stream_at_once(measured):
     assert run["second_ttft_s"] < stalled["second_ttft_s"] / 2, (run, stalled)
 
 
+def test_a_client_that_hangs_up_stops_the_blocking_producer(executed, measured):
+    assert measured["closed"] == [measured["essay"]], "the bridge closed the model stream of the hang-up only"
+    said = outcome(executed.tagged_text("hang-up"))  # the sentence its own record supports
+    took = re.match(r"The hang-up reached the producer (\d+\.\d+) s after the client left: your "
+                    r"bridge's thread closed llm\.stream mid-answer", said)
+    assert took and float(took.group(1)) < 5, said
+
+
+def outcome(text: str) -> str:
+    """The hang-up's one-sentence outcome, as the notebook prints it (after an arrow)."""
+    found = re.search(r"^→ (.+)$", text, re.M)
+    assert found, f"no outcome line in:\n{text}"
+    return found.group(1)
+
+
+def test_it_says_so_when_the_answer_ends_before_the_hang_up(offline_server):
+    """As on a GPU, where an answer can be over before the client hangs up: a cap of 2 tokens
+    (through the settings, as autograding caps answers) ends the answer before the client has
+    read its six lines, so there is nothing to cancel, and the notebook must say so instead of
+    claiming a cancellation. Runs the cells the hang-up needs, then the clean-up."""
+    notebook = nbformat.read(REPO / "solutions" / f"{NAME}.ipynb", as_version=4)
+
+    def needed(cell):
+        tags, grade_id = cell.metadata.get("tags", []), cell.metadata.get("nbgrader", {}).get("grade_id")
+        return bool({"setup", "app", "bridged", "blocking", "hang-up", "server-stop"} & set(tags)) or (
+            grade_id == "in_thread")
+
+    notebook.cells = [c for c in notebook.cells if needed(c)]
+    assert len(notebook.cells) == 7
+    marker = f"kit-run-{uuid.uuid4().hex}"
+    executed = execute(notebook, timeout_s=300, workdir=REPO / "solutions",
+                       env={"KIT_ANSWER_CAP": "2", "KIT_DISPLAY": "plain", "KIT_RUN_MARKER": marker})
+    assert executed.error is None, executed.error
+    text = executed.tagged_text("hang-up")
+    assert re.search(r"asking for up to \d+ tokens, capped at 2$", text, re.M), text
+    assert outcome(text) == "Nothing to cancel: the answer was complete before the client hung up", text
+    assert "reached the producer" not in text
+    assert "server thread alive: False" in executed.tagged_text("server-stop")
+    assert_nothing_left_behind(marker)
+
+
 def test_the_app_serves_the_page_and_the_stream_it_reads(executed, measured):
     assert measured["page_status"] == 200 and measured["page_type"].startswith("text/html")
     assert 'const STREAM_URL = "bridged"' in measured["page_html"], "relative: direct and proxied alike"
@@ -92,8 +138,8 @@ def test_the_app_serves_the_page_and_the_stream_it_reads(executed, measured):
         "outside a Jupyter server there is no proxied address to offer")
     reports = executed.tagged_text("page-reports")
     assert "No page has reported: no browser showed the frame." in reports, reports
-    assert "answers your bridge closed before their end (Stop, or a closed tab): []" in reports
-    assert measured["closed"] == []
+    assert ("answers your bridge closed before their end (the hang-up above; Stop on the direct link): "
+            f"{[measured['essay']]}") in reports
     assert measured["reader"].strip() in measured["page_html"], "the page runs the notebook's reader"
     assert measured["python_ttft_s"] > 0
     assert measured["server_running"] is False, "the clean-up stopped the server"

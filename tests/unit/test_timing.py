@@ -56,6 +56,8 @@ def test_compare_ratio_results_and_chart():
     assert comparison.ratio == pytest.approx(3.0)
     assert comparison.results == ("slow", "fast")
     assert "batch is 3.00x faster than loop" in comparison.summary()
+    slower = compare(fast, slow, labels=("loop", "batch"), plot=False, verbose=False, clock=clock)
+    assert slower.summary().endswith("→ batch is 3.00x slower than loop"), "never '0.33x faster'"
     fig = comparison.plot()
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["loop", "batch"]
