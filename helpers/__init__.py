@@ -8,7 +8,7 @@ submodules are the implementation; `helpers.grading` serves the exercises' hidde
 
 from .async_streams import StreamBoard
 from .background_server import BackgroundServer
-from .batch_progress import batch_with_progress
+from .batch_progress import BatchProgress
 from .bridge import plot_two_clients, two_clients
 from .charts import bar_chart, plot_timeline, show
 from .chat_panel import ChatPanel
@@ -48,5 +48,5 @@ __all__ = [
     # latency and throughput
     "LoadRun", "load_reference", "measure_prompt", "plot_sweep", "record_stream",
     # widgets
-    "ChatPanel", "batch_with_progress",
+    "BatchProgress", "ChatPanel",
 ]

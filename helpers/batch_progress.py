@@ -1,8 +1,10 @@
-"""A progress bar while a batch completes: answers shown as they finish, then in prompt order.
+"""A progress bar for a loop over a batch's answers as they finish: an instrument the loop updates.
 
 `batch_as_completed` (LangChain) yields `(index, answer)` pairs in the order the answers
-finish. The bar counts them, the arrivals list shows that order, and once all are in the answers
-are listed in the order of the prompts, as `batch` would have returned them.
+finish; the loop that reads them is the lesson's (notebook 8), and tells the instrument each
+answer with `arrived`. The bar counts them, the arrivals list shows that order, and once the
+loop is over the answers are listed in the order of the prompts, as `batch` would have
+returned them.
 
 Widget output is not saved by headless runs (nbclient, autograding): in JupyterLab the widgets
 are shown and a plain summary (text/plain + text/markdown) below them; elsewhere each arrival is
@@ -59,9 +61,17 @@ class BatchRun:
 
 
 class BatchProgress:
-    """The widgets for one batch: a bar, a count, the arrivals, the answers in order.
+    """The widgets for one batch: a bar, a count, the arrivals, the answers in order. The loop
+    over the answers is the caller's; the instrument only draws what it is told:
 
-    `labels` names the prompts where they are shown (default: the prompts themselves).
+    >>> with BatchProgress(prompts) as progress:
+    ...     for index, answer in llm.batch_as_completed(prompts):
+    ...         progress.arrived(index, answer)
+    >>> progress.run  # a BatchRun: the answers in prompt order, when each arrived
+
+    The clock starts when the `with` block does. A block that raises leaves the bar red, with
+    the count reached and what went wrong. `labels` names the prompts where they are shown
+    (default: the prompts themselves).
     """
 
     def __init__(self, prompts: Sequence[Any], *, labels: Sequence[str] | None = None,
@@ -84,34 +94,59 @@ class BatchProgress:
             widget.add_class(f"kit-batch-{name}")
         self.box = widgets.VBox([widgets.HBox([self.bar, self.count]),
                                  widgets.HBox([self.arrivals, self.in_order])])
+        self.run: BatchRun | None = None  # set when the loop is over
+        self._answers: list[Any] = [None] * n
+        self._order: list[int] = []
+        self._times: list[float] = []
+        self._start_s: float | None = None
         self._handle = None
 
-    def run(self, llm, config=None, *, return_exceptions: bool = False, **kwargs: Any) -> BatchRun:
-        """`llm.batch_as_completed(prompts, config, **kwargs)`, shown as it completes."""
-        n = len(self.prompts)
-        answers: list[Any] = [None] * n
-        order: list[int] = []
-        times: list[float] = []
-        self._start()
-        start = self.clock()
-        try:
-            for index, answer in llm.batch_as_completed(self.prompts, config,
-                                                        return_exceptions=return_exceptions, **kwargs):
-                times.append(self.clock() - start)
-                order.append(index)
-                answers[index] = answer
-                self._arrived(index, answer, times[-1], len(order))
-        except Exception as exc:
-            self.bar.bar_style = "danger"
-            self.count.value = f"{len(order)}/{n}, then: {explain(exc).splitlines()[0]}"
-            raise
-        run = BatchRun(self.labels, answers, order, times, self.clock() - start)
-        self._finish(run)
-        return run
+    def __enter__(self) -> BatchProgress:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.finish()
+        else:
+            self.fail(exc)
+
+    def start(self) -> None:
+        """Show the widgets and start the clock (the `with` block does it)."""
+        self._start_s = self.clock()
+        self._draw_start()
+
+    def arrived(self, index: int, answer: Any) -> None:
+        """Count the answer to prompt `index` (an exception where the call failed)."""
+        if self._start_s is None:
+            self.start()
+        self._times.append(self.clock() - self._start_s)
+        self._order.append(index)
+        self._answers[index] = answer
+        self._arrived(index, answer, self._times[-1], len(self._order))
+
+    def finish(self) -> BatchRun:
+        """All answers are in: the bar turns green and the answers are listed in prompt order."""
+        total = self.clock() - self._start_s if self._start_s is not None else 0.0
+        self.run = BatchRun(self.labels, list(self._answers), list(self._order),
+                            list(self._times), total)
+        self._finish(self.run)
+        return self.run
+
+    def fail(self, exc: BaseException) -> None:
+        """The loop raised: the bar turns red and says how far it got and what went wrong."""
+        self.bar.bar_style = "danger"
+        self.count.value = (f"{len(self._order)}/{len(self.prompts)}, then: "
+                            f"{explain(exc).splitlines()[0]}")
+        if self.mode == "plain":
+            self.out.write(f"stopped after {self.count.value}\n")
+        elif self._handle is not None:
+            said = f"stopped after {self.count.value}"
+            self._handle.update({"text/plain": said, "text/markdown": said}, raw=True)
 
     # ── drawing ────────────────────────────────────────────────────────────────────────
 
-    def _start(self) -> None:
+    def _draw_start(self) -> None:
         if self.mode == "rich":
             from IPython.display import display
 
@@ -143,9 +178,3 @@ class BatchProgress:
             markdown = "```text\n" + summary + "\n```"
             self._handle.update({"text/plain": summary, "text/markdown": markdown}, raw=True)
 
-
-def batch_with_progress(llm, prompts: Sequence[Any], config=None, *,
-                        labels: Sequence[str] | None = None, display: str = "auto",
-                        **kwargs: Any) -> BatchRun:
-    """Run a batch with a progress bar; returns the answers in prompt order and when each came."""
-    return BatchProgress(prompts, labels=labels, display=display).run(llm, config, **kwargs)

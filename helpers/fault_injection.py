@@ -29,7 +29,9 @@ class RateLimitingProxy:
 
     >>> with RateLimitingProxy(settings.base_url, reject=2) as limiter:
     ...     flaky = ChatNVIDIA(base_url=limiter.base_url, model=settings.model)
-    `rejected` and `forwarded` count what it did; `reject_next(n)` arms it again. Each 429
+    `rejected` and `forwarded` count what it did, `answered` the forwarded calls that the server
+    answered (a 2xx status: a refusal behind the proxy is not counted); `reject_next(n)` arms it
+    again. Each 429
     carries `Retry-After: <retry_after_s>`, or with `retry_after_date` the same moment as an
     HTTP date (RFC 9110 allows both). With `reject_every=n`, every n-th model call is answered
     429 as well (calls n, 2n, 3n, ...), as a rate limit refuses some calls of a steady stream.
@@ -52,6 +54,7 @@ class RateLimitingProxy:
         self.window_s = window_s
         self.rejected = 0
         self.forwarded = 0
+        self.answered = 0
         self._calls = 0
         self._to_reject = reject
         self._window_ends = 0.0  # monotonic time at which the current window ends
@@ -135,6 +138,9 @@ def _handler_for(proxy: RateLimitingProxy) -> type[http.server.BaseHTTPRequestHa
             headers = {k: v for k, v in self.headers.items() if k.lower() not in NOT_FORWARDED}
             with proxy._client.stream(self.command, proxy.upstream_origin + self.path,
                                       content=body, headers=headers) as upstream:
+                if self.command == "POST" and 200 <= upstream.status_code < 300:
+                    with proxy._lock:
+                        proxy.answered += 1
                 self.send_response(upstream.status_code)
                 for name, value in upstream.headers.items():
                     if name.lower() not in NOT_FORWARDED:

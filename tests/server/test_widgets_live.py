@@ -76,8 +76,11 @@ class AnswerOf(BaseCallbackHandler):
 
 def test_the_faq_answers_arrive_out_of_order_and_land_in_order(llm):
     seen = [AnswerOf() for _ in ONE_SENTENCE]
-    progress = BatchProgress(ONE_SENTENCE, labels=FAQ_QUESTIONS, display="none")
-    run = progress.run(llm, [{"callbacks": [handler]} for handler in seen], max_completion_tokens=60)
+    configs = [{"callbacks": [handler]} for handler in seen]
+    with BatchProgress(ONE_SENTENCE, labels=FAQ_QUESTIONS, display="none") as progress:
+        for index, answer in llm.batch_as_completed(ONE_SENTENCE, configs, max_completion_tokens=60):
+            progress.arrived(index, answer)
+    run = progress.run
     assert (progress.bar.value, progress.count.value, progress.bar.bar_style) == (10, "10/10", "success")
     assert sorted(run.arrival_order) == list(range(10))
     assert run.arrival_s == sorted(run.arrival_s)

@@ -18,7 +18,8 @@ from helpers.ports import LOOPBACK
 
 @pytest.fixture
 def upstream():
-    """A stub model server on 127.0.0.1 that answers every request 200 and counts the POSTs."""
+    """A stub model server on 127.0.0.1 that answers every request 200 (503 on a path ending in
+    /busy) and counts the POSTs."""
     seen = {"posts": 0}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -27,7 +28,7 @@ def upstream():
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 seen["posts"] += 1
             body = b'{"ok": true}'
-            self.send_response(200)
+            self.send_response(503 if self.path.endswith("/busy") else 200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -55,6 +56,18 @@ def test_every_nth_model_call_is_refused_with_retry_after(upstream):
     assert [r.status_code for r in posts] == [429, 200, 429, 200, 200, 429, 200]
     assert all(r.headers["Retry-After"] == "2" for r in posts if r.status_code == 429)
     assert (proxy.rejected, proxy.forwarded, seen["posts"]) == (3, 4, 4)
+    assert proxy.answered == 4, "every call passed on was answered 200"
+
+
+def test_answered_counts_only_what_the_server_behind_answered(upstream):
+    base_url, seen = upstream
+    with RateLimitingProxy(base_url, reject=1) as proxy:
+        with httpx.Client() as client:
+            codes = [client.post(f"{proxy.base_url}/{path}", json={}).status_code
+                     for path in ("chat/completions", "chat/completions", "busy", "chat/completions")]
+            assert client.get(f"{proxy.base_url}/models").status_code == 200, "GETs are not counted"
+    assert codes == [429, 200, 503, 200]
+    assert (proxy.rejected, proxy.forwarded, proxy.answered, seen["posts"]) == (1, 3, 2, 3)
 
 
 def test_a_window_passes_on_its_calls_then_answers_429_until_it_ends(upstream):

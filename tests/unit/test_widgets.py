@@ -168,27 +168,37 @@ class ScriptedBatch:
 
 def test_progress_counts_arrivals_and_lists_the_answers_in_prompt_order():
     out = io.StringIO()
-    progress = BatchProgress(["a", "b", "c"], labels=["first", "second", "third"],
-                             display="plain", out=out)
-    run = progress.run(ScriptedBatch([2, 0, 1]))
-    assert run.answers == ["A", "B", "C"] and run.arrival_order == [2, 0, 1] and run.out_of_order
+    prompts = ["a", "b", "c"]
+    ticks = iter([0.0, 0.5, 1.25, 2.0, 2.5])  # start, three arrivals, the end
+    answers = [None] * 3
+    with BatchProgress(prompts, labels=["first", "second", "third"], display="plain", out=out,
+                       clock=lambda: next(ticks)) as progress:
+        for index, answer in ScriptedBatch([2, 0, 1]).batch_as_completed(prompts):
+            answers[index] = answer
+            progress.arrived(index, answer)
+    run = progress.run
+    assert run.answers == answers == ["A", "B", "C"] and run.arrival_order == [2, 0, 1]
+    assert run.out_of_order and run.arrival_s == [0.5, 1.25, 2.0] and run.total_s == 2.5
     assert (progress.bar.value, progress.bar.max, progress.count.value) == (3, 3, "3/3")
     assert progress.bar.bar_style == "success"
     arrivals = re.findall(r"Q(\d) after", progress.arrivals.value)
     assert arrivals == ["3", "1", "2"]
     assert re.findall(r"Q(\d): ", progress.in_order.value) == ["1", "2", "3"]
     text = out.getvalue()
-    assert text.splitlines()[0].startswith("[ 1/3] Q3 after")
+    assert text.splitlines()[0] == "[ 1/3] Q3 after 0.5 s: C"
     assert "arrival order: Q3, Q1, Q2" in text and "Q2 second\n      → B" in text
 
 
 def test_in_order_arrivals_are_said_so_and_a_failure_shows_on_the_bar():
     run = BatchRun(["x", "y"], ["X", "Y"], [0, 1], [0.1, 0.2], 0.2)
     assert not run.out_of_order and "(this time in prompt order)" in run.summary()
-    progress = BatchProgress(["a", "b", "c"], display="none")
-    with pytest.raises(TimeoutError):
-        progress.run(ScriptedBatch([1, 0, 2], fail_at=2))
+    out = io.StringIO()
+    prompts = ["a", "b", "c"]
+    with pytest.raises(TimeoutError), BatchProgress(prompts, display="plain", out=out) as progress:
+        for index, answer in ScriptedBatch([1, 0, 2], fail_at=2).batch_as_completed(prompts):
+            progress.arrived(index, answer)
     assert progress.bar.value == 2 and progress.bar.bar_style == "danger"
-    assert progress.count.value.startswith("2/3, then: ")
+    assert progress.count.value.startswith("2/3, then: ") and progress.run is None
+    assert out.getvalue().splitlines()[-1].startswith("stopped after 2/3, then: ")
     with pytest.raises(ValueError, match="2 labels for 3 prompts"):
         BatchProgress(["a", "b", "c"], labels=["x", "y"])
