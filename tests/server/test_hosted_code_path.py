@@ -99,9 +99,14 @@ def test_batching_notebook_measures_over_chat_where_completions_is_refused(offli
     assert "→ this backend refused /v1/completions" in executed.tagged_text("completions-probe")
     one_call = executed.tagged_text("one-call")
     assert "(both ways are 4 chat requests sent at once here" in one_call, one_call
-    rows = re.findall(r"^(?:4 calls of 1 prompt|1 call of 4 prompts) +first tokens after "
+    # both ways are the same four chat requests: labelled so, the second round the other way round,
+    # and no verdict on one call
+    rows = re.findall(r"^4 chat requests \((each|group)\) +first tokens after "
                       r"\d+\.\d+–\d+\.\d+ s, last token after \d+\.\d+ s", one_call, re.M)
-    assert len(rows) == 4 and "✗" not in one_call, one_call
+    assert rows == ["each", "group", "group", "each"] and "✗" not in one_call, one_call
+    assert one_call.rstrip().endswith("→ no verdict on one call: on this backend both ways were the same "
+                                      "4 chat requests"), one_call
+    assert "1 call of" not in one_call and "one call of" not in one_call, one_call
     batched = executed.tagged_text("micro-batcher")
     assert "groups sent to the model: [3, 2]" in batched, batched
     assert len(re.findall(r"^The capital of \w+ is +group \d: first text after \d+\.\d+ s → \S",
@@ -110,14 +115,25 @@ def test_batching_notebook_measures_over_chat_where_completions_is_refused(offli
     padded = executed.tagged_text("padded-batch")
     assert padded.startswith("(counted by the chat endpoint: each count includes the chat template's tokens)")
     assert re.search(r"→ one batch of 3 × \d+ token ids, \d+ of them padding", padded), padded
-    # behind a limit per call, a group of chat requests is as many calls: no saving, and it says so
+    # behind a limit per call, a group of chat requests is as many calls: the same refusals, each to its
+    # own client while the rest of its group is answered; no saving, and it says so
     limited = executed.tagged_text("per-call-limit")
-    assert "one call each: 5 model calls; the proxy passed on 2 and answered 3 with 429 → 2 of 5" in limited
+    alone, grouped = limited.split("── micro-batcher ──")
+    assert "one call each: 5 model calls; the proxy passed on 2 and answered 3 with 429 → 2 of 5" in alone
     assert re.search(r"^micro-batcher: 5 model calls \(groups \[3, 2\]\); the proxy passed on 2 and "
-                     r"answered 3 with 429 → \d of 5 clients answered$", limited, re.M), limited
+                     r"answered 3 with 429 → 2 of 5 clients answered$", grouped, re.M), limited
+    answered = re.findall(r"^The capital of (\w+) is +→ (['\"])\S.*\2$", grouped, re.M)
+    refused = re.findall(r"^The capital of (\w+) is +✗ (.+)$", grouped, re.M)
+    assert len(answered) == 2 and len(refused) == 3, limited  # the clients' lines match the proxy's counts
+    # the first group's three chat requests: two passed on, one refused; the second group's two refused
+    assert {state for state, _ in answered} < {"California", "Texas", "Ohio"}, limited
+    assert {"Oregon", "Maine"} <= {state for state, _ in refused}, limited
+    assert "rate-limiting you (HTTP 429" in refused[0][1], "the first refusal is explained"
+    assert all(line.startswith("the same: HTTP 429, ") for _, line in refused[1:]), limited
     assert limited.rstrip().endswith(
-        "→ no saving here: the micro-batcher made 5 calls, the clients alone 5 (this backend refused "
-        "/v1/completions, so each group went as one chat request per prompt)"), limited
+        "→ no saving here: the same 5 model calls, the same 3 refused by the proxy, and 2 of 5 clients "
+        "answered either way (this backend refused /v1/completions, so each group went as one chat "
+        "request per prompt)"), limited
     assert "grouping sent" not in limited, limited
     ray_answers = executed.tagged_text("ray-clients")
     assert len(re.findall(r"first text after \d+\.\d+ s → \S", ray_answers)) == 4, ray_answers
