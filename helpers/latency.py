@@ -233,17 +233,21 @@ def load_reference(path: Path = REFERENCE_CSV) -> Reference:
 
 
 def sweep_chart(runs: Sequence[LoadRun], slots: int | None = None, title: str | None = None, ax=None):
-    """Aggregate tokens/s (left axis) and TTFT p50/p95 and mean ITL (right axis) vs concurrency."""
+    """Aggregate tokens/s (left axis) and TTFT p50/p95 and mean ITL (right axis) vs concurrency
+    (a log axis, labelled at the levels)."""
     from .charts import _figure
 
     fig, ax = _figure(ax, size=(7, 3.6))
     levels = [run.concurrency for run in runs]
     ax.plot(levels, [run.aggregate_tokens_per_s for run in runs], marker="o", color="#76b900",
             lw=2.5, label="aggregate tokens/s")
-    ax.set_xlabel("concurrent requests")
+    # a log axis: levels such as 1, 5, 25 ... 200 would crowd together at the left of a linear one
+    ax.set_xscale("log")
+    ax.set_xlabel("concurrent requests (log scale)")
     ax.set_ylabel("aggregate output tokens/s", color="#4a7a00")
     ax.set_ylim(bottom=0)
-    ax.set_xticks(levels)
+    ax.set_xticks(levels, [str(level) for level in levels])
+    ax.set_xticks([], minor=True)
     ax.grid(alpha=0.3)
     latency = ax.twinx()
 

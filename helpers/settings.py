@@ -30,6 +30,16 @@ OFFLINE_ANSWER_CAP = int(os.environ.get("KIT_ANSWER_CAP") or 200)
 # finishes in seconds (KIT_LOAD_TEST_ANSWER_TOKENS changes it); elsewhere a chat-sized answer
 OFFLINE_LOAD_TEST_ANSWER_TOKENS = int(os.environ.get("KIT_LOAD_TEST_ANSWER_TOKENS") or 20)
 LOAD_TEST_ANSWER_TOKENS = 128
+# how many times longer notebook 9's prefill and prefix-cache prompts are than on the offline
+# model: there they are short (the longest ~300 tokens), since a CPU reads a prompt slowly and each
+# llama.cpp slot holds 2,048 tokens; a GPU reads a few hundred tokens in milliseconds, inside the
+# jitter of TTFT, so elsewhere they are 8 times longer (the longest ~2,000-2,500 tokens, within the
+# 8,192 tokens the kit's docker-compose.yml gives a NIM)
+OFFLINE_PROMPT_SCALE = 1
+PROMPT_SCALE = 8
+# KIT_PROMPT_SCALE, where set, is the scale on every backend: smaller for a NIM given a shorter
+# NIM_MAX_MODEL_LEN, or where a stand-in for the hosted catalog is the offline server
+PROMPT_SCALE_OVERRIDE = int(os.environ.get("KIT_PROMPT_SCALE") or 0) or None
 
 OFFLINE_CAVEAT = (
     "You are on the offline model: SmolLM2-135M-Instruct, a tiny model running on your CPU. "
@@ -81,6 +91,16 @@ class ConnectionSettings:
         a chat-sized answer on a NIM or the hosted catalog, where decode is what a load test
         measures."""
         return OFFLINE_LOAD_TEST_ANSWER_TOKENS if self.backend == "offline" else LOAD_TEST_ANSWER_TOKENS
+
+    @property
+    def prompt_scale(self) -> int:
+        """How many times longer the prompts of notebook 9's prefill and prefix-cache sections
+        are than the offline model's: 1 there (short prompts, a concession to a laptop CPU), 8 on
+        a NIM or the hosted catalog, where a GPU reads short prompts too fast for TTFT to show it;
+        KIT_PROMPT_SCALE, where set, on every backend."""
+        if PROMPT_SCALE_OVERRIDE:
+            return PROMPT_SCALE_OVERRIDE
+        return OFFLINE_PROMPT_SCALE if self.backend == "offline" else PROMPT_SCALE
 
     @property
     def server_root(self) -> str:

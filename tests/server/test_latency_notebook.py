@@ -1,26 +1,32 @@
 """Notebook 9 runs top to bottom against the real offline server, and what it teaches holds in
 its own measurements: the two ITL definitions agree where each chunk is one token, throughput
-flattens at the slot count while TTFT and ITL grow, a longer prompt delays the first token, the
-server reports the repeated system prompt as cached. Every
-verdict it prints (the sweep's steps and knee, the prefill's growth) matches the numbers it
-printed it from. And a level of the sweep where every request was refused (HTTP 429, as the
-hosted catalog answers) shows up as failures, never as latency, without breaking the notebook.
+flattens at the slot count while TTFT and ITL grow, a longer prompt delays the first token (medians
+of three), the server reports the repeated system prompt as cached (three rounds). Every
+verdict it prints (the sweep's steps, their n and knee, the prefill's growth, the published
+table's steps) matches the numbers it printed it from; prompts sized by settings.prompt_scale
+fit the offline slots and a NIM's context. And a level of the sweep where every request was
+refused (HTTP 429, as the hosted catalog answers) shows up as failures, never as latency,
+without breaking the notebook.
 On a backend that reports no slots (a NIM) the sweep's levels reach past the knee of NVIDIA's
-published figures, and this client opens that many streams at once, capped by nothing."""
+published figures, this client opens that many streams at once, capped by nothing, and the
+sweep's steps are printed next to the published table's, level for level."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import statistics
 import uuid
 from itertools import pairwise
 
 import pytest
+import yaml
 
 from helpers.fault_injection import RateLimitingProxy
 from helpers.friendly_errors import HOSTED_REQUESTS_PER_MINUTE
 from helpers.latency import load_reference
-from helpers.settings import OFFLINE_LOAD_TEST_ANSWER_TOKENS
+from helpers.settings import OFFLINE_LOAD_TEST_ANSWER_TOKENS, PROMPT_SCALE
+from llm_kit.offline.config import CONTEXT_PER_SLOT
 
 from notebook_runner import assert_nothing_left_behind, execute, register_report, reported, run_notebook
 from support import REPO
@@ -45,10 +51,11 @@ print({MARK!r} + json.dumps({{
     "sweep": [{{"concurrency": r.concurrency, "requests": len(r.results), "answered": len(r.answered),
                "aggregate_tokens_per_s": r.aggregate_tokens_per_s, "ttft_p50_s": r.ttft_p50_s,
                "ttft_p95_s": r.ttft_p95_s, "itl_mean_s": r.itl_mean_s}} for r in runs],
-    "prefill": [{{"prompt_tokens": p.prompt_tokens, "ttft_s": p.ttft_s, "itl_mean_s": p.itl_mean_s}}
-                for p in prefill],
-    "cache": {{name: {{"prompt_tokens": t.prompt_tokens, "cached_tokens": t.cached_tokens,
-                      "ttft_s": t.ttft_s}} for name, t in (("cold", cold), ("warm", warm))}},
+    "prompt_scale": PROMPT_SCALE,
+    "prefill": prefill,
+    "cache": [{{name: {{"prompt_tokens": t.prompt_tokens, "cached_tokens": t.cached_tokens,
+                       "ttft_s": t.ttft_s}} for name, t in (("cold", cold), ("warm", warm))}}
+              for cold, warm in rounds],
 }}))
 """
 
@@ -79,6 +86,13 @@ def test_runs_clean_on_the_offline_backend_with_charts_as_images(executed, capsy
     assert ("this sweep measures one server with 6 slots (from /props): 4 levels, 1 to 12 in flight"
             in executed.tagged_text("sweep-levels"))
     assert "failed" not in executed.tagged_text("five-numbers").replace("0 failed", "")
+
+
+def nim_context_tokens() -> int:
+    """The context a NIM gets from the kit's docker-compose.yml (NIM_MAX_MODEL_LEN's default)."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    setting = str(compose["services"]["llama"]["environment"]["NIM_MAX_MODEL_LEN"])
+    return int(re.fullmatch(r"\$\{NIM_MAX_MODEL_LEN:-(\d+)\}|(\d+)", setting).group(1) or setting)
 
 
 def test_answers_are_as_long_as_the_settings_say(executed, measured):
@@ -143,24 +157,48 @@ def test_latency_grows_with_load(measured):
 
 def test_a_longer_prompt_delays_the_first_token_and_the_notebook_says_so(executed, measured):
     prefill = measured["prefill"]
+    assert measured["prompt_scale"] == 1, "offline, the prompts keep their short length"
+    assert [p["requests"] for p in prefill] == [3, 3, 3], "each TTFT is the median of three requests"
     tokens = [p["prompt_tokens"] for p in prefill]
     assert tokens == sorted(tokens) and tokens[-1] > 4 * tokens[0], tokens
-    growth = prefill[-1]["ttft_s"] / prefill[0]["ttft_s"]
+    growth = prefill[-1]["ttft_ms"] / prefill[0]["ttft_ms"]
     assert growth > 2, prefill  # offline, on a CPU, prefill is slow enough to see
     said = executed.tagged_text("prefill")
-    assert f"TTFT grew ×{growth:.1f} from {tokens[0]} to {tokens[-1]} prompt tokens" in said, said
+    assert f"TTFT (median) grew ×{growth:.1f} from {tokens[0]} to {tokens[-1]} prompt tokens" in said, said
+    shown = [int(n) for n in re.findall(r"^\d+ +(\d+) +3 +(?:\d+)", said, re.M)]
+    assert shown == tokens, f"the table shows each length's prompt tokens and 3 requests:\n{said}"
+
+
+def test_the_scaled_prompts_fit_the_offline_slots_and_a_nims_context(measured):
+    """Offline the longest prompt (prefill's or the cache's) is a few hundred tokens, well within a
+    llama.cpp slot; settings.prompt_scale times as long it still fits the context the kit's
+    docker-compose.yml gives a NIM, with room for the chat template and the answer, and reaches
+    about 2,000 tokens, long enough for a GPU's prefill to show."""
+    longest = max([p["prompt_tokens"] for p in measured["prefill"]]
+                  + [r["warm"]["prompt_tokens"] for r in measured["cache"]])
+    assert longest < CONTEXT_PER_SLOT / 4, longest
+    scaled = longest * PROMPT_SCALE  # the words are repeated PROMPT_SCALE times; tokenizers differ a little
+    assert 1500 < scaled < nim_context_tokens() / 2, (longest, PROMPT_SCALE, nim_context_tokens())
 
 
 def test_the_repeated_system_prompt_is_reported_cached_and_the_notebook_says_so(executed, measured):
-    cold, warm = measured["cache"]["cold"], measured["cache"]["warm"]
-    assert cold["prompt_tokens"] > 200
-    assert warm["cached_tokens"] > 0.8 * warm["prompt_tokens"], "nearly the whole prompt was cached"
-    assert cold["cached_tokens"] < 0.2 * cold["prompt_tokens"], "the first request found nothing to reuse"
-    assert warm["ttft_s"] < cold["ttft_s"] / 2, (cold, warm)
+    rounds = measured["cache"]
+    assert len(rounds) == 3
+    for cache in rounds:
+        cold, warm = cache["cold"], cache["warm"]
+        assert cold["prompt_tokens"] > 200
+        assert warm["cached_tokens"] > 0.8 * warm["prompt_tokens"], "nearly the whole prompt was cached"
+        assert cold["cached_tokens"] < 0.2 * cold["prompt_tokens"], "the first request found nothing to reuse"
+    cold_ttft = statistics.median(r["cold"]["ttft_s"] for r in rounds)
+    warm_ttft = statistics.median(r["warm"]["ttft_s"] for r in rounds)
+    assert warm_ttft < cold_ttft / 2, rounds
     said = executed.tagged_text("prefix-cache")
-    assert (f"→ the server reports {warm['cached_tokens']} of the second request's "
-            f"{warm['prompt_tokens']} prompt tokens as read from its cache") in said, said
-    assert f"→ the second request's first token came ×{cold['ttft_s'] / warm['ttft_s']:.1f} sooner" in said
+    first = rounds[0]["warm"]
+    assert (f"→ in 3 of 3 rounds the server reports most of the second request's prompt as read from its "
+            f"cache ({first['cached_tokens']} of {first['prompt_tokens']} tokens in the first)") in said, said
+    assert (f"→ the second request's first token came ×{cold_ttft / warm_ttft:.1f} sooner (medians of 3 "
+            f"rounds: {cold_ttft * 1000:.0f} → {warm_ttft * 1000:.0f} ms)") in said, said
+    assert said.count("second (warm) prompt tokens") == 3, said
 
 
 def test_the_sweep_prints_each_step_and_the_knee_from_its_own_numbers(executed, measured):
@@ -173,7 +211,11 @@ def test_the_sweep_prints_each_step_and_the_knee_from_its_own_numbers(executed, 
         rate = high["aggregate_tokens_per_s"] / low["aggregate_tokens_per_s"]
         p50 = high["ttft_p50_s"] / low["ttft_p50_s"]
         assert re.search(rf"^ *{low['concurrency']} → +{high['concurrency']} in flight: aggregate tokens/s "
-                         rf"×{rate:.2f} · TTFT p50 ×{p50:.2f}, ", said, re.M), said
+                         rf"×{rate:.2f} · TTFT p50 ×{p50:.2f}, .* · "
+                         rf"n {low['answered']} → {high['answered']}$", said, re.M), said
+    fewest = min(sweep, key=lambda level: level["answered"])
+    assert (f"→ at {fewest['concurrency']} in flight TTFT p95 comes from {fewest['answered']} values"
+            in said), "offline, a level of few requests: its p95 is said to be near the maximum"
     knee = next((low for low, high in pairwise(sweep)
                  if high["aggregate_tokens_per_s"] < 1.25 * low["aggregate_tokens_per_s"]), None)
     verdict = next(line for line in said.splitlines() if line.startswith("→ "))
@@ -218,18 +260,20 @@ print({MARK!r} + json.dumps({{
     "backend": settings.backend, "slots": slots, "levels": levels,
     "requests": [len(r.results) for r in runs], "failed": [len(r.results) - len(r.answered) for r in runs],
     "first_failed": len(first_run.results) - len(first_run.answered),
-    "prefill_failed": sum(p.ttft_s is None for p in prefill),
-    "cache_failed": sum(t.ttft_s is None for t in (cold, warm)),
+    "prefill_answered": [p["requests"] for p in prefill],
+    "cache_failed": sum(t.ttft_s is None for pair in rounds for t in pair),
+    "cache_pairs": len(pairs),
 }}))
 """
 
 
 def test_on_the_hosted_code_path_the_sweep_is_small_says_what_it_measures_and_counts_429s(offline_server):
     """KIT_BACKEND=hosted through a proxy that refuses every 7th model call with 429 and a
-    Retry-After, in front of the real offline server: the notebook reads no slots, sends fewer
-    requests than the hosted catalog allows in a minute, says the sweep measures NVIDIA's shared
-    fleet, and counts refused requests as failed (the load runs', the prefill's and the cache's
-    alike), never timed and never breaking a cell."""
+    Retry-After, in front of the real offline server (prompts twice the offline length, set by
+    KIT_PROMPT_SCALE: the hosted scale would not fit its slots): the notebook reads no slots,
+    sends fewer requests than the hosted catalog allows in a minute, says the sweep measures
+    NVIDIA's shared fleet, and counts refused requests as failed (the load runs', the prefill's
+    and the cache's alike), never timed and never breaking a cell."""
     import nbformat
 
     notebook = nbformat.read(REPO / "solutions" / f"{NAME}.ipynb", as_version=4)
@@ -239,13 +283,17 @@ def test_on_the_hosted_code_path_the_sweep_is_small_says_what_it_measures_and_co
         executed = execute(notebook, timeout_s=300, workdir=REPO / "solutions",
                            env={"NIM_BASE_URL": catalog.base_url, "KIT_BACKEND": "hosted",
                                 "NVIDIA_API_KEY": "stand-in-key", "KIT_DISPLAY": "plain",
-                                "KIT_RUN_MARKER": marker})
+                                # the hosted scale (8) would overflow the offline slots behind
+                                # this stand-in: KIT_PROMPT_SCALE sets it, as it would for a NIM
+                                "KIT_PROMPT_SCALE": "2", "KIT_RUN_MARKER": marker})
     assert executed.error is None, executed.error
     assert not executed.cells_with_errors()
     measured = reported(executed, MARK)
     assert measured["backend"] == "hosted" and measured["slots"] is None
     sent = catalog.forwarded + catalog.rejected
     assert sent < HOSTED_REQUESTS_PER_MINUTE, (catalog.forwarded, catalog.rejected, measured)
+    assert "prompts of sections 3 and 4: ×2 the offline length" in executed.text_of(
+        next(c for c in executed.notebook.cells if c.cell_type == "code" and "check_backend()" in c.source))
     assert catalog.rejected >= 3, "the rate limit was met"
     assert measured["levels"] == [1, 2, 4, 8] and measured["requests"] == [2, 2, 4, 8]
     sweep = executed.tagged_text("sweep")
@@ -256,11 +304,12 @@ def test_on_the_hosted_code_path_the_sweep_is_small_says_what_it_measures_and_co
     if sum(measured["failed"]):
         assert f"{sum(measured['failed'])} requests failed, counted in the column 'failed'" in sweep
     prefill = executed.tagged_text("prefill")
-    assert prefill.count("✗ the prompt with") == measured["prefill_failed"], prefill
-    assert ("TTFT " in prefill) == (measured["prefill_failed"] <= 1), prefill
+    answered = measured["prefill_answered"]
+    assert prefill.count("✗ a prompt with") == 9 - sum(answered), prefill
+    assert ("TTFT (median) " in prefill) == (len(answered) >= 2), prefill
     cache = executed.tagged_text("prefix-cache")
     assert cache.count("✗ not answered") == measured["cache_failed"], cache
-    assert ("nothing to compare" in cache) == (measured["cache_failed"] > 0), cache
+    assert ("nothing to compare" in cache) == (measured["cache_pairs"] == 0), cache
     assert_nothing_left_behind(marker)
 
 
@@ -301,6 +350,78 @@ def test_where_no_slots_are_reported_the_sweep_reaches_past_the_published_knee(o
     said = executed.tagged_text("sweep-levels")
     assert ("this sweep measures one server that does not say how many requests it batches" in said
             and f"{len(levels)} levels, 1 to {NIM_TOP_LEVEL} in flight" in said), said
+
+
+# A NIM's answers, stood in for: 10 tokens each, TTFT and ITL growing with concurrency, so that the
+# notebook's sweep and reference cells run their NIM path (the table's levels) without a GPU.
+STAND_IN_LOAD = """
+from helpers import StreamResult
+
+
+async def run_load(prompts, concurrency):
+    ttft, itl = 0.01 * concurrency ** 0.5, 0.005 * (1 + concurrency / 100)
+    times = [ttft + itl * i for i in range(10)]
+    results = [StreamResult(text="x" * 10, ttft_s=ttft, total_s=times[-1], chunk_count=10, arrivals_s=times,
+                            chunk_texts=["x"] * 10, output_tokens=10, content_chunks=10) for _ in prompts]
+    return LoadRun(concurrency, results, wall_s=times[-1] * -(-len(prompts) // concurrency))
+"""
+SWEEP_REPORT = f"""
+import json
+print({MARK!r} + json.dumps([{{"concurrency": r.concurrency, "answered": len(r.answered),
+                              "tokens_per_s": r.aggregate_tokens_per_s, "ttft_p50_s": r.ttft_p50_s,
+                              "itl_mean_s": r.itl_mean_s}} for r in runs]))
+"""
+
+
+def test_on_a_nim_the_steps_are_printed_next_to_the_published_ones_level_for_level(offline_server):
+    """The notebook's sweep and reference cells on the NIM path (KIT_BACKEND=nim, no slots), fed by
+    a stand-in load: the sweep's levels are the published table's, so every step of the sweep is
+    printed with NVIDIA's step at the same levels beside it, each ratio from its own data; the
+    table's own steps and knee are printed from the CSV; each step says how many TTFTs it rests on."""
+    import nbformat
+
+    notebook = nbformat.read(REPO / "solutions" / f"{NAME}.ipynb", as_version=4)
+    setup = next(c for c in notebook.cells if c.cell_type == "code" and "check_backend()" in c.source)
+    tagged = {tag: next(c for c in notebook.cells if tag in c.metadata.get("tags", []))
+              for tag in ("sweep-levels", "sweep", "reference")}
+    nim_like = nbformat.v4.new_code_cell(
+        "import dataclasses\n"
+        "settings = dataclasses.replace(settings, declared_backend='nim')\n"
+        "server_slots = lambda settings: None  # a NIM reports no slots at /props")
+    notebook.cells = [setup, nim_like, tagged["sweep-levels"], nbformat.v4.new_code_cell(STAND_IN_LOAD),
+                      tagged["sweep"], tagged["reference"], nbformat.v4.new_code_cell(SWEEP_REPORT)]
+    executed = execute(notebook, timeout_s=120, workdir=REPO / "solutions", env={"KIT_DISPLAY": "plain"})
+    assert executed.error is None, executed.error
+    runs = reported(executed, MARK)
+    published = {p.concurrency: p for p in load_reference().points}
+    assert [r["concurrency"] for r in runs] == [1, 5, 25, 50, 100, NIM_TOP_LEVEL]
+
+    def ratio(later, first):
+        return f"×{later / first:.2f}"
+
+    said = executed.tagged_text("reference")
+    for low, high in pairwise(load_reference().points):
+        assert (f"NIM {low.concurrency:>3} → {high.concurrency:>3} in flight: throughput "
+                f"{ratio(high.tokens_per_s, low.tokens_per_s)} · TTFT {ratio(high.ttft_ms, low.ttft_ms)} · "
+                f"ITL {ratio(high.itl_ms, low.itl_ms)}") in said, said
+    assert "×5.02" in said and "×4.34" in said, "the table's first steps: 1 → 5 and 5 → 25"
+    assert "the published knee is past 100 in flight" in said, said
+    for low, high in pairwise(runs):
+        was, now = published[low["concurrency"]], published[high["concurrency"]]
+        line = (f"{low['concurrency']:>3} → {high['concurrency']:>3}: "
+                f"throughput yours {ratio(high['tokens_per_s'], low['tokens_per_s'])}, "
+                f"NIM {ratio(now.tokens_per_s, was.tokens_per_s)} · "
+                f"TTFT yours {ratio(high['ttft_p50_s'], low['ttft_p50_s'])}, "
+                f"NIM {ratio(now.ttft_ms, was.ttft_ms)} · "
+                f"ITL yours {ratio(high['itl_mean_s'], low['itl_mean_s'])}, "
+                f"NIM {ratio(now.itl_ms, was.itl_ms)}")
+        assert line in said, f"{line!r} not in:\n{said}"
+    assert "yours, 1 →" not in said, "at the table's levels the steps are compared one by one"
+    sweep = executed.tagged_text("sweep")
+    for low, high in pairwise(runs):
+        assert re.search(rf"^ *{low['concurrency']} → +{high['concurrency']} in flight: .* · "
+                         rf"n {low['answered']} → {high['answered']}$", sweep, re.M), sweep
+    assert "→ at 1 in flight TTFT p95 comes from 4 values" in sweep, sweep
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # ChatNVIDIA warns about unlisted models

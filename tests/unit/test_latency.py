@@ -210,3 +210,15 @@ def test_the_sweep_chart_draws_throughput_and_latency():
     assert [line.get_label() for line in throughput_axis.get_lines()][0] == "aggregate tokens/s"
     assert list(throughput_axis.get_lines()[0].get_ydata()) == [10.0, 60.0, 60.0]
     assert [line.get_label() for line in latency_axis.get_lines()] == ["TTFT p50", "TTFT p95", "mean ITL"]
+
+
+def test_the_sweep_chart_spreads_wide_levels_on_a_log_axis_labelled_at_each_level():
+    """A NIM's levels 1, 5, 25 ... 200: on a linear axis 1 and 5 would sit on top of each other."""
+    levels = [1, 5, 25, 50, 100, 200]
+    runs = [LoadRun(concurrency=c, wall_s=1.0, results=[recorded((0.0, ""), (0.1, "a"), (0.2, "b"))])
+            for c in levels]
+    axis = sweep_chart(runs).axes[0]
+    assert axis.get_xscale() == "log"
+    assert list(axis.get_xticks()) == levels
+    assert [label.get_text() for label in axis.get_xticklabels()] == [str(c) for c in levels]
+    assert not list(axis.get_xticks(minor=True))
