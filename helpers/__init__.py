@@ -17,7 +17,7 @@ from .fault_injection import RateLimitingProxy
 from .friendly_errors import enable_friendly_errors, explain, is_transient
 from .latency import LoadRun, load_reference, measure_prompt, plot_sweep, record_stream
 from .ports import free_port, port_open
-from .ray_processes import ray_processes, resident_gb, start_ray
+from .ray_processes import ray_processes, start_ray
 from .readiness import check_backend, check_ready, wait_until_ready
 from .server_activity import RequestPeak, watch_server, watches_chart
 from .server_metrics import server_slots
@@ -41,7 +41,7 @@ __all__ = [
     "StreamBoard",
     # serving streams: SSE, a background server, Ray, the bridge, a web page
     "BackgroundServer", "add_stream_page", "free_port", "iter_sse_text", "port_open", "ray_processes",
-    "resident_gb", "start_ray",
+    "start_ray",
     "sse_lines", "sse_response", "two_clients", "plot_two_clients",
     # faults to learn from
     "RateLimitingProxy",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 RAY_MARKERS = ("raylet", "gcs_server", "ray::", "/ray/", "ray.dashboard", "ray._private")
 
@@ -29,19 +29,6 @@ def ray_processes(parent_pid: int | None = None) -> list:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return found
-
-
-def resident_gb(processes: Iterable) -> float:
-    """Resident memory of the given psutil processes together, in GB."""
-    import psutil
-
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total / 1e9
 
 
 def start_ray(**init_options):

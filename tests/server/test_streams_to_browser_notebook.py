@@ -95,6 +95,11 @@ def test_a_client_that_hangs_up_stops_the_blocking_producer(executed, measured):
     took = re.match(r"The hang-up reached the producer (\d+\.\d+) s after the client left: your "
                     r"bridge's thread closed llm\.stream mid-answer", said)
     assert took and float(took.group(1)) < 5, said
+    # the model server's own counters just after: its work for the hung-up client stopped
+    watch = re.search(r"^the model server after the hang-up: \d+ tokens generated in \d+\.\d s, "
+                      r"(\d+) request\(s\) running at the end → (still generating|idle)$",
+                      executed.tagged_text("hang-up"), re.M)
+    assert watch and watch.groups() == ("0", "idle"), executed.tagged_text("hang-up")
 
 
 def outcome(text: str) -> str:

@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage
 from helpers.background_server import BackgroundServer
 from helpers.micro_batching import MicroBatcher, gather_texts, is_finished, stream_group
 from helpers.ports import port_open
-from helpers.ray_processes import looks_like_ray, ray_processes, resident_gb
+from helpers.ray_processes import looks_like_ray, ray_processes
 from helpers.sse import SSEEvent, iter_sse_text, parse_sse, sse_event, sse_lines
 from helpers.streaming import stream_print
 
@@ -225,4 +225,3 @@ def test_looks_like_ray_and_ray_processes_of_a_plain_process():
     assert looks_like_ray(["python", "-u", "/venv/lib/python3.11/site-packages/ray/_private/log_monitor.py"])
     assert not looks_like_ray(["python", "-m", "ipykernel_launcher", "-f", "kernel.json"], name="python")
     assert ray_processes() == []  # the test process started no Ray
-    assert resident_gb([]) == 0

@@ -67,18 +67,22 @@ DOWNLOADED_AS = {(FAQ, "own_model"): f"{FAQ} (1).ipynb", (FAQ, "chain"): f"{FAQ}
 # ── 06 and 07: a right answer, and the same with its key lines changed ──────────────────────
 
 SSE_RIGHT = code("""
-    start, pieces, ttft = clock(), [], None
+    start, pieces, ttft, name = clock(), [], None, ""
     for line in lines:
-        if line.startswith("event:") and line.split(":", 1)[1].strip() == "done":
+        if not line and name == "done":
             break
-        if line.startswith("data:"):
+        if not line:
+            name = ""
+        elif line.startswith("event:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("data:") and not name:
             delta = json.loads(line[5:]).get("delta", "")
             if delta:
                 ttft = clock() - start if ttft is None else ttft
                 pieces.append(delta)
     return {"text": "".join(pieces), "chunks": len(pieces), "ttft_s": ttft}
 """)
-SSE_STOP = SSE_RIGHT.splitlines(keepends=True)[2:4]  # the two lines that stop at `event: done`
+SSE_STOP = SSE_RIGHT.splitlines(keepends=True)[2:4]  # the two lines that stop at the end of `done`
 assert "done" in SSE_STOP[0] and "break" in SSE_STOP[1]
 
 PLAN_RIGHT = code("""
