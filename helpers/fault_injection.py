@@ -1,5 +1,6 @@
 """A teaching fault injector: a tiny HTTP proxy that answers some model calls with
-429 Too Many Requests, the way a rate-limited API does, and passes everything else on.
+429 Too Many Requests, the way a rate-limited API does (or with 400 Bad Request, as a server
+refuses input it will never accept), and passes everything else on.
 
 It sits on 127.0.0.1 between a notebook and the real model server, so a lesson on retries or
 on `return_exceptions` meets a real HTTP 429 on any backend. For lessons only.
@@ -39,11 +40,16 @@ class RateLimitingProxy:
     seconds (a window opens at the first call after the last one ended), as an API limited to
     so many requests a minute does: the rest are answered 429, with Retry-After the whole
     seconds until the window ends.
+    With `bad_request_if="text"`, every model call whose request body contains that text is
+    answered HTTP 400 Bad Request with a JSON error body, and never reaches the server, as a
+    server refuses a request it will never accept (a prompt too long for its context, say):
+    sending it again cannot help. Those calls are counted in `bad_requests` and come before
+    the 429 rules (they use no armed rejection and no call of a window).
     """
 
     def __init__(self, upstream_base_url: str, reject: int = 0, retry_after_s: int = 1,
                  retry_after_date: bool = False, reject_every: int = 0, calls_per_window: int = 0,
-                 window_s: float = 60.0):
+                 window_s: float = 60.0, bad_request_if: str | None = None):
         parts = urlsplit(upstream_base_url)
         self.upstream_origin = f"{parts.scheme}://{parts.netloc}"
         self.path_prefix = parts.path.rstrip("/")
@@ -52,6 +58,8 @@ class RateLimitingProxy:
         self.reject_every = reject_every
         self.calls_per_window = calls_per_window
         self.window_s = window_s
+        self.bad_request_if = bad_request_if
+        self.bad_requests = 0
         self.rejected = 0
         self.forwarded = 0
         self.answered = 0
@@ -80,6 +88,14 @@ class RateLimitingProxy:
         """Answer the next n model calls with 429."""
         with self._lock:
             self._to_reject = n
+
+    def _is_bad_request(self, body: bytes) -> bool:
+        """Whether this model call's body holds `bad_request_if` (counted in `bad_requests`)."""
+        if not self.bad_request_if or self.bad_request_if.encode() not in body:
+            return False
+        with self._lock:
+            self.bad_requests += 1
+        return True
 
     def _take_rejection(self) -> int | None:
         """None to pass this model call on; else the seconds its 429's Retry-After gives."""
@@ -133,6 +149,8 @@ def _handler_for(proxy: RateLimitingProxy) -> type[http.server.BaseHTTPRequestHa
 
         def _relay(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.command == "POST" and proxy._is_bad_request(body):
+                return self._bad_request()
             if self.command == "POST" and (wait_s := proxy._take_rejection()) is not None:
                 return self._too_many_requests(wait_s)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in NOT_FORWARDED}
@@ -167,6 +185,17 @@ def _handler_for(proxy: RateLimitingProxy) -> type[http.server.BaseHTTPRequestHa
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
+
+        def _bad_request(self) -> None:
+            body = json.dumps({"status": 400, "title": "Bad Request",
+                               "detail": f"the request contains {proxy.bad_request_if!r}, which "
+                                         "this server never accepts (a teaching fault injector)"})
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body.encode())))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body.encode())
 
         do_GET = do_POST = _relay
 

@@ -1,6 +1,6 @@
 """The teaching fault injector in front of a stub server: which model calls it answers 429
-(the next n, every n-th, those past a window's limit), the Retry-After it sends, and that it
-passes everything else on."""
+(the next n, every n-th, those past a window's limit), the Retry-After it sends, which it answers
+400 (those holding a chosen text), and that it passes everything else on."""
 
 from __future__ import annotations
 
@@ -110,3 +110,23 @@ def test_armed_rejections_come_before_the_window_and_use_no_call_of_it(upstream)
     assert [r.status_code for r in posts] == [429, 200, 429]
     assert posts[0].headers["Retry-After"] == "5" and 28 <= int(posts[2].headers["Retry-After"]) <= 30
     assert (proxy.rejected, proxy.forwarded, seen["posts"]) == (2, 1, 1)
+
+
+def test_a_request_holding_the_chosen_text_is_answered_400_and_never_reaches_the_server(upstream):
+    base_url, seen = upstream
+    with RateLimitingProxy(base_url, reject=1, bad_request_if="Atlantis") as proxy:
+        with httpx.Client() as client:
+            def ask(question):
+                return client.post(f"{proxy.base_url}/chat/completions",
+                                   json={"messages": [{"role": "user", "content": question}]})
+
+            posts = [ask(q) for q in ("Capital of Atlantis?", "Capital of Texas?", "Capital of Ohio?",
+                                      "Where is Atlantis?")]
+            assert client.get(f"{proxy.base_url}/models?q=Atlantis").status_code == 200, "GETs pass"
+    # the 400s come first and use no armed rejection: the one 429 goes to the first other call
+    assert [r.status_code for r in posts] == [400, 429, 200, 400]
+    refused = posts[0].json()
+    assert refused["status"] == 400 and refused["title"] == "Bad Request", refused
+    assert "'Atlantis'" in refused["detail"] and "Retry-After" not in posts[0].headers
+    assert (proxy.bad_requests, proxy.rejected, proxy.forwarded, proxy.answered, seen["posts"]) == (
+        2, 1, 1, 1, 1)
