@@ -14,7 +14,7 @@ from .charts import bar_chart, plot_timeline, show
 from .chat_panel import ChatPanel
 from .chunks import chunk_text
 from .fault_injection import RateLimitingProxy
-from .friendly_errors import enable_friendly_errors, explain, is_transient
+from .friendly_errors import enable_friendly_errors, explain, retry_after_of
 from .latency import LoadRun, load_reference, measure_prompt, plot_sweep, record_stream
 from .ports import free_port, port_open
 from .ray_processes import ray_processes, start_ray
@@ -29,7 +29,7 @@ from .web_page import add_stream_page
 
 __all__ = [
     # where the model is, whether it is ready, and errors that read as one paragraph
-    "check_backend", "check_ready", "enable_friendly_errors", "explain", "is_transient",
+    "check_backend", "check_ready", "enable_friendly_errors", "explain", "retry_after_of",
     "load_settings", "wait_until_ready",
     # streams as they arrive, and their timing
     "StreamResult", "chunk_text", "stream_print",

@@ -170,8 +170,9 @@ def test_serving_notebook_streams_chats_and_shuts_down(offline_server, capsys):
     after = watches(hang_up_text)["the model server after the hang-up"]
     assert after[1:] == (0, "idle"), hang_up_text
     sse_verdict = re.search(r"^→ (.+)$", sse, re.M)
-    lump = sse_verdict and re.fullmatch(r"at most (\d+) of (\d+) chunks arrived within any 20 ms: they came one "
-                                        r"after another, the endpoint streams", sse_verdict.group(1))
+    streams = (r"at most (\d+) of (\d+) chunks arrived within any 20 ms: "
+               r"they came one after another, the endpoint streams")
+    lump = sse_verdict and re.fullmatch(streams, sse_verdict.group(1))
     assert lump and int(lump.group(1)) <= int(lump.group(2)) / 2, sse
     chat = tagged_text(executed, "ws-chat")
     assert chat.count("[end of answer") == 3
