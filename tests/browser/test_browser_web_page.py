@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,12 +54,15 @@ def lesson_kernel(cells):
             client.execute_cell(cell, index)
 
         def run(source: str) -> str:
-            cell = nbformat.v4.new_code_cell(source)
+            """Run `source` in the kernel; what it writes to `out` (a file: on a busy machine a
+            kernel's printed output can miss nbclient's IOPub wait, a file cannot)."""
+            out = Path(tempfile.mkdtemp()) / "out.txt"
+            cell = nbformat.v4.new_code_cell(f"out = open({str(out)!r}, 'w')\n{source}\nout.close()")
             notebook.cells.append(cell)
             client.execute_cell(cell, len(notebook.cells) - 1)
             failed = [o for o in cell.outputs if o.output_type == "error"]
             assert not failed, f"{failed[0].ename}: {failed[0].evalue}"
-            return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+            return out.read_text()
 
         try:
             yield notebook, run
@@ -132,8 +136,8 @@ def test_the_page_grows_the_answer_and_shows_a_plausible_first_token_time(offlin
             "stopped = 'Write a very long essay about the history of bread.'\n"
             "while (stopped not in closed or requests_in_flight(settings)) and time.monotonic() < deadline:\n"
             "    time.sleep(0.2)\n"
-            "print(json.dumps({'closed': closed, 'in_flight': requests_in_flight(settings),\n"
-            "                  'reports': [r.model_dump() for r in page.reports]}))"))
+            "out.write(json.dumps({'closed': closed, 'in_flight': requests_in_flight(settings),\n"
+            "                      'reports': [r.model_dump() for r in page.reports]}))"))
 
     streaming = [s for s in states if s["state"] == "streaming"]
     lengths = [s["length"] for s in streaming]
@@ -194,7 +198,8 @@ def test_through_jupyterlabs_address_the_frame_asks_by_itself_and_streams(offlin
         reported = json.loads(run(
             "import json\n"
             "report = page.wait_for_report(opened_within_s=0, reported_within_s=30)\n"
-            "print(json.dumps({'opened': page.opened_to_ask, 'report': report and report.model_dump()}))"))
+            "out.write(json.dumps({'opened': page.opened_to_ask,\n"
+            "                      'report': report and report.model_dump()}))"))
 
     streaming = sorted({s["length"] for s in states if s["state"] == "streaming"})
     final = states[-1]
@@ -204,4 +209,5 @@ def test_through_jupyterlabs_address_the_frame_asks_by_itself_and_streams(offlin
     assert final["state"] == "done" and final["length"] > 0, final
     assert len(streaming) >= 3, f"the proxy must pass the stream on as it comes, not at its end: {streaming}"
     assert reported["opened"] == 1, "the page counted one opening to ask by itself"
+    assert reported["report"], "the page's report never reached the app"
     assert reported["report"]["state"] == "done" and reported["report"]["chunks"] == final["chunks"], reported

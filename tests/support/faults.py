@@ -293,7 +293,7 @@ def rate_limited(request) -> Seen:
     reply = chat(limiter.base_url, max_completion_tokens=4).invoke("Say hi.")  # the limit passed
     assert reply.content and (limiter.rejected, limiter.forwarded) == (1, 1)
     limiter.reject_next(1)  # for the same call in a kernel
-    return Seen(message, ("rate-limiting", "HTTP 429", "Wait", "max_concurrency", "with_retry"), Kernel(
+    return Seen(message, ("rate-limiting", "HTTP 429", "wait", "max_concurrency", "with_retry"), Kernel(
         "from langchain_nvidia_ai_endpoints import ChatNVIDIA\n"
         f"ChatNVIDIA(base_url={limiter.base_url!r}, model={OFFLINE_MODEL_ID!r}).invoke('Hello?')",
         ("rate-limiting", "HTTP 429")))

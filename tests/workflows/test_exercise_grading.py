@@ -281,6 +281,15 @@ CASES = [
                 results.append(exc)
         return results
     """), 2, {"test_answer_all_concurrency_limit": ""}),
+    # groups of `limit`, each awaited whole: a free place waits for the slowest of its group
+    Case(A08, "answer_all", "chunks", code("""
+        results = []
+        for start in range(0, len(prompts), limit):
+            group = [llm.ainvoke(prompt) for prompt in prompts[start:start + limit]]
+            for reply in await asyncio.gather(*group, return_exceptions=True):
+                results.append(reply if isinstance(reply, Exception) else reply.content)
+        return results
+    """), 2, {"test_answer_all_concurrency_limit": "a semaphore frees a place"}),
     Case(A08, "answer_all", "broken", 'raise NotImplementedError("no time left")', 0,
          {"test_answer_all_order_and_failures": "", "test_answer_all_concurrency_limit": ""}),
     # 09 (the visible test says what went wrong)
