@@ -1,7 +1,7 @@
 """A progress bar for a loop over a batch's answers as they finish: an instrument the loop updates.
 
 `batch_as_completed` (LangChain) yields `(index, answer)` pairs in the order the answers
-finish; the loop that reads them is the lesson's (notebook 8), and tells the instrument each
+finish; the loop that reads them is the lesson's (notebook 6), and tells the instrument each
 answer with `arrived`. The bar counts them, the arrivals list shows that order, and once the
 loop is over the answers are listed in the order of the prompts, as `batch` would have
 returned them.

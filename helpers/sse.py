@@ -20,7 +20,7 @@ def sse_event(data: Any, event: str | None = None) -> str:
 
 
 def sse_response(pieces: AsyncIterable[str], clock: Callable[[], float] = time.perf_counter):
-    """The SSE endpoint of notebook 6, reusable: a FastAPI `StreamingResponse` that sends one
+    """The SSE endpoint of notebook 7, reusable: a FastAPI `StreamingResponse` that sends one
     `data: {"delta": ...}` event per piece of text as it comes, then `event: done` whose data
     carries the server's own time to first token (`{"server_ttft_ms": ...}`, None without
     text). An error becomes an `error` event (one paragraph) instead of a cut stream. When the

@@ -23,8 +23,8 @@ from notebook_runner import (
 )
 from support import REPO
 
-ADVANCED = ["04_streams_as_generators", "06_serving_streams", "08_async_and_concurrency",
-            "05_structured_streaming", "07_batching_in_a_service"]
+ADVANCED = ["04_streams_as_generators", "07_serving_streams", "06_async_and_concurrency",
+            "05_structured_streaming", "08_batching_in_a_service"]
 
 
 def _source(cell) -> str:
@@ -195,7 +195,7 @@ def test_serving_notebook_says_so_when_the_answer_ends_before_the_hang_up(offlin
     (through the settings, as autograding caps answers) ends the answer before the client has
     read its six lines, so there is nothing to cancel, and the notebook must say so instead of
     claiming a cancellation. Runs the notebook up to the hang-up, then its clean-up."""
-    text = run_until_hang_up("06_serving_streams", "sse-hang-up", cap=2).tagged_text("sse-hang-up")
+    text = run_until_hang_up("07_serving_streams", "sse-hang-up", cap=2).tagged_text("sse-hang-up")
     assert re.search(r"asking for up to \d+ tokens, capped at 2$", text, re.M), text
     assert outcome(text).startswith("Nothing to cancel: the answer was complete before the client"), text
     assert re.search(r"^the endpoint's record: done, \d+ pieces sent$", text, re.M), text
@@ -220,7 +220,7 @@ def run_until_hang_up(name: str, hang_up_tag: str, cap: int):
 
 
 def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offline_server, capsys):
-    executed, _ = run("solutions", "07_batching_in_a_service", capsys)
+    executed, _ = run("solutions", "08_batching_in_a_service", capsys)
     probe = tagged_text(executed, "completions-probe")
     assert "→ a group of prompts goes to /v1/completions as one call" in probe, probe
     one_call = tagged_text(executed, "one-call")

@@ -1,9 +1,9 @@
-"""Notebooks 7 and 8 on the code path the hosted catalog takes, against real parts: KIT_BACKEND=hosted
+"""Notebooks 8 and 6 on the code path the hosted catalog takes, against real parts: KIT_BACKEND=hosted
 points the notebook at the kit's RateLimitingProxy, in front of the real offline server, which
-counts the model calls that reach it. On that path notebook 8 sends fewer prompts, so that run
+counts the model calls that reach it. On that path notebook 6 sends fewer prompts, so that run
 top to bottom it stays under the catalog's limit of about 40 requests a minute (it has no retry
 of its own: its retry lesson is section 5), and its 429 lesson still works as a deliberate demo.
-Notebook 7 meets a catalog that refuses /v1/completions (whether the real one serves it for this
+Notebook 8 meets a catalog that refuses /v1/completions (whether the real one serves it for this
 model is not verified): every section still measures, over the chat endpoint, and says so."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from support import REPO
 
 pytestmark = pytest.mark.timeout(240, func_only=True)
 
-NAME = "08_async_and_concurrency"
+NAME = "06_async_and_concurrency"
 
 
 def run_through(catalog, name: str, capsys, how: str):
@@ -68,7 +68,7 @@ def test_async_notebook_runs_on_the_hosted_code_path_under_the_catalogs_limit(of
 
 
 class CompletionsRefusingProxy(RateLimitingProxy):
-    """The catalog as notebook 7 may meet it: POST /v1/completions answered 404 (counted in
+    """The catalog as notebook 8 may meet it: POST /v1/completions answered 404 (counted in
     `refused`), everything else passed on as RateLimitingProxy does."""
 
     refused = 0
@@ -93,7 +93,7 @@ class CompletionsRefusingProxy(RateLimitingProxy):
 
 def test_batching_notebook_measures_over_chat_where_completions_is_refused(offline_server, capsys):
     catalog = CompletionsRefusingProxy(offline_server.base_url)
-    executed, marker = run_through(catalog, "07_batching_in_a_service", capsys,
+    executed, marker = run_through(catalog, "08_batching_in_a_service", capsys,
                                    "with /v1/completions refused")
     # one refused probe, then every call goes to the chat endpoint: the groups are measured there
     assert catalog.refused == 1, catalog.refused

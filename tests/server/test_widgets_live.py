@@ -1,6 +1,6 @@
 """The chat panel and the batch progress against the real offline server: Stop stops the
 server generating, the FAQ answers arrive out of order and land in order; notebook 4 shows the
-panel (in its section on stopping a stream) and notebook 8 the progress (answers as they finish)."""
+panel (in its section on stopping a stream) and notebook 6 the progress (answers as they finish)."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def test_notebook_4_stops_a_stream_from_the_chat_panel(offline_server):
 
 
 def test_notebook_8_shows_the_batch_arrive(offline_server):
-    executed = run_notebook("solutions", "08_async_and_concurrency")
+    executed = run_notebook("solutions", "06_async_and_concurrency")
     assert executed.error is None, executed.error
     progress = executed.tagged_text("batch-progress")
     arrived = [int(q) for q in re.findall(r"^\[\s*\d+/10\] Q(\d+) after", progress, re.M)]

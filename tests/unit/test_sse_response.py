@@ -1,4 +1,4 @@
-"""helpers.sse.sse_response, notebook 6's SSE endpoint made reusable (notebook 10 serves its
+"""helpers.sse.sse_response, notebook 7's SSE endpoint made reusable (notebook 10 serves its
 endpoints with it): pieces as `delta` events, then `done` with the server's own time to first
 token, an error as an `error` event, and a client that hangs up closes the pieces."""
 

@@ -48,8 +48,8 @@ class Case(NamedTuple):
 
 
 FAQ, A04, A05, A06, A07, A08, A09, A10 = (
-    "02_streaming_and_batching", "04_streams_as_generators", "05_structured_streaming", "06_serving_streams",
-    "07_batching_in_a_service", "08_async_and_concurrency", "09_latency_and_throughput",
+    "02_streaming_and_batching", "04_streams_as_generators", "05_structured_streaming", "07_serving_streams",
+    "08_batching_in_a_service", "06_async_and_concurrency", "09_latency_and_throughput",
     "10_streams_to_the_browser")
 FULL_MARKS = {FAQ: 10, A04: 4, A05: 4, A06: 4, A07: 4, A08: 4, A09: 4, A10: 6}
 
