@@ -126,23 +126,6 @@ def explain(exc: BaseException, base_url: str | None = None, model: str | None =
     return f"{type(exc).__name__}: {exc}"
 
 
-TRANSIENT_STATUS = (429, 502, 503, 504)  # busy, restarting or loading: worth another try
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True when trying the same call again later may work: a rate limit (429), a server
-    that is loading or briefly away (502-504), a refused or dropped connection, a timeout.
-    Wrong input (a prompt too long, a wrong model) is not transient."""
-    if isinstance(exc, KitError | KeyboardInterrupt):
-        return False
-    lowered, code = _read(exc)
-    if code is not None:
-        return code in TRANSIENT_STATUS
-    return any(w in lowered for w in ("connection refused", "connecterror", "connection reset",
-                                    "server disconnected", "remoteprotocolerror",
-                                    "timed out", "timeout", "apiconnectionerror"))
-
-
 def _network_error_types() -> tuple[type[BaseException], ...]:
     types: list[type[BaseException]] = [KitError, ConnectionError, TimeoutError]
     try:

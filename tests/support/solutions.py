@@ -26,3 +26,25 @@ def notebook_bridge():
 
     return solution_namespace("10_streams_to_the_browser", "in_thread",
                               asyncio=asyncio, threading=threading)["in_thread"]
+
+
+def solution_function(notebook: str, name: str, **names):
+    """The function `name` as a solution notebook writes it (with the module-level constants of its
+    cell), for the lessons whose function sits in a cell with other work: only the `def` and the
+    cell's UPPER_CASE assignments run."""
+    import ast
+
+    source = nbformat.read(REPO / "solutions" / f"{notebook}.ipynb", as_version=4)
+    for cell in source.cells:
+        if cell.cell_type != "code" or f"def {name}(" not in cell.source:
+            continue
+        tree = ast.parse(cell.source)
+        kept = [node for node in tree.body
+                if isinstance(node, ast.FunctionDef) and node.name == name
+                or isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper()
+                                                        for t in node.targets)]
+        namespace = dict(names)
+        exec(compile(ast.Module(body=kept, type_ignores=[]), f"{notebook}:{name}", "exec"),  # noqa: S102
+             namespace)
+        return namespace[name]
+    raise LookupError(f"solutions/{notebook}.ipynb defines no function {name}")

@@ -3,11 +3,14 @@ worth a retry. The rows live in support/faults.py."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from helpers.friendly_errors import KitError, is_transient
+from helpers.friendly_errors import KitError
 
 from support.faults import NO_SERVER_ROWS, check_row, row_params
+from support.solutions import solution_function
 
 
 @pytest.mark.parametrize("row", row_params(NO_SERVER_ROWS))
@@ -25,4 +28,6 @@ def test_fault(row, request):
     (ValueError("Invalid input type <class 'int'>."), False),
 ], ids=["429", "503", "too-long", "404", "refused", "kit-message", "bad-input"])
 def test_only_passing_faults_are_transient(error, transient):
+    """Notebook 6's own is_transient, the one its retries use."""
+    is_transient = solution_function("06_async_and_concurrency", "is_transient", re=re)
     assert is_transient(error) is transient
