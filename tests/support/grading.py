@@ -14,6 +14,10 @@ import nbformat
 # nbgrader's stub in an answer cell: inside a function (indented) or at the cell's top level
 STUB = re.compile(r"^(?P<indent>[ \t]*)# YOUR CODE HERE\n(?P=indent)raise NotImplementedError\(\)$", re.M)
 EXERCISE_HEADING = re.compile(r"^## Exercise", re.M)
+# Notebook 2's FAQ answered with one batch call (full marks) and with a loop of invoke (the
+# batch rule fails): shared by the grading and the classroom tests.
+FAQ_BY_BATCH = "faq_answers = llm.batch(faq_questions)"
+FAQ_BY_LOOP = "faq_answers = [llm.invoke(q) for q in faq_questions]"
 
 
 def grade_id(cell) -> str | None:

@@ -25,14 +25,14 @@ from llm_kit.grading.course import COURSE_ID
 from browser_support import descendants
 from support import REPO, assert_none_left, offline_server_pids, wait_until
 from support.classroom import KIT, classroom, learners_can_enter_python, require_root, scores
-from support.grading import exercise_only
+from support.grading import FAQ_BY_BATCH, FAQ_BY_LOOP, exercise_only
 
 FAQ = "02_streaming_and_batching"
 NOTEBOOK = f"{FAQ}/{FAQ}.ipynb"  # where nbgrader's fetch puts it in a learner's home
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
-# the FAQ answers of tests/server/test_exercise_grading.py: one batch call (10), a loop (7), none (0)
-ANSWERS = {"ada": ("faq_answers = llm.batch(faq_questions)", 10),
-           "bob": ("faq_answers = [llm.invoke(q) for q in faq_questions]", 7),
+# the FAQ answers the grading tests score: one batch call (10), a loop (7), none (0)
+ANSWERS = {"ada": (FAQ_BY_BATCH, 10),
+           "bob": (FAQ_BY_LOOP, 7),
            "cyd": (STUB, 0)}
 PROBE = """
 import os

@@ -25,7 +25,7 @@ from llm_kit.grading import course
 from llm_kit.grading.autograde import db_url, grade_all
 from llm_kit.grading.collect import collect
 
-from support.grading import exercise_only, failing_cells
+from support.grading import FAQ_BY_BATCH, FAQ_BY_LOOP, exercise_only, failing_cells
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -48,14 +48,14 @@ class Case(NamedTuple):
 
 
 FAQ, A04, A05, A06, A07, A08, A09, A10 = (
-    "02_streaming_and_batching", "04_streams_as_generators", "05_structured_streaming", "07_serving_streams",
-    "08_batching_in_a_service", "06_async_and_concurrency", "09_latency_and_throughput",
-    "10_streams_to_the_browser")
+    "02_streaming_and_batching", "04_streams_as_generators", "05_structured_streaming",
+    "06_async_and_concurrency", "07_serving_streams", "08_batching_in_a_service",
+    "09_latency_and_throughput", "10_streams_to_the_browser")
 FULL_MARKS = {FAQ: 10, A04: 4, A05: 4, A06: 4, A07: 4, A08: 4, A09: 4, A10: 6}
 
 # ── 02: an FAQ with one batch call ────────────────────────────────────────────────────────
 
-LOOP = "faq_answers = [llm.invoke(q) for q in faq_questions]"
+LOOP = FAQ_BY_LOOP
 OWN_MODEL = ("ChatNVIDIA(base_url=settings.base_url, model=settings.model, temperature=0, "
              "max_completion_tokens=settings.max_answer_tokens)")
 FAQ_ALL = {"test_faq_answers": "", "test_faq_answer_type": "", "test_faq_document": "",
@@ -64,7 +64,7 @@ FAQ_ALL = {"test_faq_answers": "", "test_faq_answer_type": "", "test_faq_documen
 DOWNLOADED_AS = {(FAQ, "own_model"): f"{FAQ} (1).ipynb", (FAQ, "chain"): f"{FAQ}-2.ipynb",
                  (FAQ, "wrapped"): f"{FAQ}-Copy1.ipynb"}
 
-# ── 06 and 07: a right answer, and the same with its key lines changed ──────────────────────
+# ── 07 and 08: a right answer, and the same with its key lines changed ──────────────────────
 
 SSE_RIGHT = code("""
     start, pieces, ttft, name = clock(), [], None, ""
@@ -164,7 +164,7 @@ assert BRIDGE_WRONG != BRIDGE_RIGHT and "close()" not in BRIDGE_WRONG
 
 CASES = [
     # 02: every way of sending the ten questions through a chat model with batch scores full marks
-    Case(FAQ, "faq_answers", "correct", "faq_answers = llm.batch(faq_questions)", 10, {}),
+    Case(FAQ, "faq_answers", "correct", FAQ_BY_BATCH, 10, {}),
     Case(FAQ, "faq_answers", "own_model", f"llm = {OWN_MODEL}\nfaq_answers = llm.batch(faq_questions)", 10,
          {}),
     Case(FAQ, "faq_answers", "chain", code(f"""
@@ -245,24 +245,24 @@ CASES = [
     """), 2, {"test_top_picks_stops": ""}),
     Case(A05, "top_picks", "broken", 'return json.loads("".join(chunks))[key][:n]', 0,
          {"test_top_picks_content": "", "test_top_picks_stops": ""}),
-    # 06
-    Case(A06, "measure_sse", "right", SSE_RIGHT, 4, {}),
-    # right numbers, but never stops at the done event: hangs on an open connection
-    Case(A06, "measure_sse", "wrong", SSE_RIGHT.replace("".join(SSE_STOP), ""), 2,
-         {"test_measure_sse_stops_at_done": ""}),
-    Case(A06, "measure_sse", "broken", 'return {"text": lines.decode()}', 0,
-         {"test_measure_sse_text_and_ttft": "", "test_measure_sse_stops_at_done": ""}),
     # 07
-    Case(A07, "plan_batches", "right", PLAN_RIGHT, 4, {}),
+    Case(A07, "measure_sse", "right", SSE_RIGHT, 4, {}),
+    # right numbers, but never stops at the done event: hangs on an open connection
+    Case(A07, "measure_sse", "wrong", SSE_RIGHT.replace("".join(SSE_STOP), ""), 2,
+         {"test_measure_sse_stops_at_done": ""}),
+    Case(A07, "measure_sse", "broken", 'return {"text": lines.decode()}', 0,
+         {"test_measure_sse_text_and_ttft": "", "test_measure_sse_stops_at_done": ""}),
+    # 08
+    Case(A08, "plan_batches", "right", PLAN_RIGHT, 4, {}),
     # right sizes, but the window slides: it restarts at every arrival, not at the group's first
-    Case(A07, "plan_batches", "wrong", PLAN_RIGHT.replace(PLAN_OPENS, PLAN_OPENS[4:]), 2,
+    Case(A08, "plan_batches", "wrong", PLAN_RIGHT.replace(PLAN_OPENS, PLAN_OPENS[4:]), 2,
          {"test_plan_batches_window": ""}),
     # groups of arrival times, not of request indices, and no window at all
-    Case(A07, "plan_batches", "broken",
+    Case(A08, "plan_batches", "broken",
          "return [arrivals_s[i:i + max_batch_size] for i in range(0, len(arrivals_s), max_batch_size)]", 0,
          {"test_plan_batches_window": "", "test_plan_batches_full": ""}),
-    # 08
-    Case(A08, "answer_all", "right", code("""
+    # 06
+    Case(A06, "answer_all", "right", code("""
         limit_gate = asyncio.Semaphore(limit)
 
         async def ask(prompt):
@@ -272,7 +272,7 @@ CASES = [
         return await asyncio.gather(*map(ask, prompts), return_exceptions=True)
     """), 4, {}),
     # keeps every answer, in order, but one request at a time
-    Case(A08, "answer_all", "wrong", code("""
+    Case(A06, "answer_all", "wrong", code("""
         results = []
         for prompt in prompts:
             try:
@@ -282,7 +282,7 @@ CASES = [
         return results
     """), 2, {"test_answer_all_concurrency_limit": ""}),
     # groups of `limit`, each awaited whole: a free place waits for the slowest of its group
-    Case(A08, "answer_all", "chunks", code("""
+    Case(A06, "answer_all", "chunks", code("""
         results = []
         for start in range(0, len(prompts), limit):
             group = [llm.ainvoke(prompt) for prompt in prompts[start:start + limit]]
@@ -290,7 +290,7 @@ CASES = [
                 results.append(reply if isinstance(reply, Exception) else reply.content)
         return results
     """), 2, {"test_answer_all_concurrency_limit": "a semaphore frees a place"}),
-    Case(A08, "answer_all", "broken", 'raise NotImplementedError("no time left")', 0,
+    Case(A06, "answer_all", "broken", 'raise NotImplementedError("no time left")', 0,
          {"test_answer_all_order_and_failures": "", "test_answer_all_concurrency_limit": ""}),
     # 09 (the visible test says what went wrong)
     Case(A09, "latency_stats", "right", LATENCY_RIGHT, 4, {}),
