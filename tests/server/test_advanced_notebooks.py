@@ -302,12 +302,31 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
 
 def test_async_notebook_gathers_and_survives_failures(offline_server, capsys):
     executed, _ = run("solutions", ADVANCED[2], capsys)
-    streamed = tagged_text(executed, "astream")
+    streamed = tagged_text(executed, "astream")  # through an async generator of the notebook's own
     assert streamed.count("|") >= 3 and len(streamed.replace("|", "").strip()) > 3
-    board = tagged_text(executed, "gather-board")
+    assert re.search(r"^\d+ pieces of text, each printed as it arrived$", streamed, re.M), streamed
+    board = tagged_text(executed, "gather-board")  # two boards: one after another, then gathered
     for state in ("California", "Texas", "New York"):
-        assert f"── What is the capital of {state}? ──\n" in board
-    assert board.count("[first token") == 3
+        assert board.count(f"── What is the capital of {state}? ──\n") == 2, board
+    assert board.count("[first token") == 6 and "⚠" not in board, board
+    # the sequential baseline and the gathered run on the same clock; the ratio is theirs
+    timed = re.search(r"^gathered: (\d+\.\d\d) s, one after another: (\d+\.\d\d) s \(ratio "
+                      r"(\d+\.\d\d)\)$", board, re.M)
+    assert timed, board
+    together, in_turn, ratio = (float(n) for n in timed.groups())
+    assert abs(ratio - together / in_turn) < 0.02, timed[0]
+    assert number(r"⏱ one after another: (\d+\.\d+) s", board) > 0 and number(
+        r"⏱ gathered: (\d+\.\d+) s", board) > 0
+    # the offline server has parallel slots: the three gathered streams overlapped
+    assert f"gathering took {ratio:.0%} of the time one after another took" in board, board
+    # a task cancelled after five chunks: no chunk came after the cancel
+    cancelled = tagged_text(executed, "cancel")
+    assert "task cancelled: True; chunks when cancelled: 5, a second later: 5" in cancelled, cancelled
+    # a refused stream is marked on its row; the other two stream to the end
+    refused = tagged_text(executed, "stream-fails")
+    assert refused.count("⚠ The server is rate-limiting you (HTTP 429") == 1, refused
+    assert re.search(r"^1 of 3 streams failed \(1 answered 429 by the proxy\); the others ran to "
+                     r"the end: \d+ chunks, \d+ chunks$", refused, re.M), refused
     spared = tagged_text(executed, "batch-exceptions")
     assert spared.startswith("without return_exceptions, the batch raised and kept no answer:"), spared
     assert "2 of 6 failed (2 answered 429 by the proxy)" in spared

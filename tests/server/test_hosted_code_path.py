@@ -54,6 +54,10 @@ def test_async_notebook_runs_on_the_hosted_code_path_under_the_catalogs_limit(of
     progress = executed.tagged_text("batch-progress")
     assert "Describe Florida" in progress and "Describe Oregon" not in progress, "three states there"
 
+    # the sequential baseline and the cancelled task run there too, within the budget above
+    assert "(ratio " in executed.tagged_text("gather-board")
+    assert "task cancelled: True" in executed.tagged_text("cancel")
+    assert "(1 answered 429 by the proxy)" in executed.tagged_text("stream-fails")
     # the 429 lesson stays a deliberate demo: the plain batch raises, return_exceptions keeps the rest
     spared = executed.tagged_text("batch-exceptions")
     assert spared.startswith("without return_exceptions, the batch raised and kept no answer:"), spared
