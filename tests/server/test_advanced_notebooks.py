@@ -242,30 +242,24 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
     # what the lesson claims: one call buys little from a server that batches in flight (on a busy
     # machine it can even come out slower; the notebook prints whichever it was)
     assert ratio > 0.6, f"one call of a group should not be much faster than separate calls:\n{one_call}"
-    # the padded batch, each prompt as long as the server counts it (the usage of a one-token answer)
-    padded = tagged_text(executed, "padded-batch")
-    assert "chat template" not in padded, "offline, /v1/completions counts the prompts themselves"
-    widths = [int(n) for n in re.findall(r"^ ?(\d+) tokens, padded on the left: (?:·*)■+  '", padded, re.M)]
-    shape = re.search(r"→ one batch of 3 × (\d+) token ids, (\d+) of them padding", padded)
-    assert len(widths) == 3 and shape, padded
-    assert int(shape[1]) == max(widths) and int(shape[2]) == sum(max(widths) - w for w in widths) > 0, padded
     batched = tagged_text(executed, "micro-batcher")
-    groups = [int(n) for n in re.search(r"groups sent to the model: \[([\d, ]+)\]", batched)
-              .group(1).split(", ")]
-    assert groups == [3, 2], f"five at once, at most three per group:\n{batched}"
+    arrived = re.search(r"5 requests arrived at \[([\d., ]+)\] s → groups sent to the model: \[2, 3\]$",
+                        batched, re.M)
+    assert arrived, f"two clients together, three more 0.15 s later, at most three per group:\n{batched}"
+    times = [float(t) for t in arrived[1].split(", ")]
+    assert times[2] - times[0] >= 0.15 and times[4] - times[2] < 0.1, batched  # the schedule as it ran
     answers = re.findall(r"^The capital of \w+ is +group (\d): first text after (\d+\.\d+) s → \S.+$",
                          batched, re.M)
-    assert [int(g) for g, _ in answers] == [1, 1, 1, 2, 2], batched
-    waited = min(float(t) for g, t in answers if g == "2")
-    assert waited >= 0.1, "the group that was not full was sent once its 0.1 s window had passed"
-    assert waited > max(float(t) for g, t in answers if g == "1"), "the second group waited out the window"
-    compared = re.search(r"→ first texts: group 1 by (\d+\.\d+) s, the later groups from (\d+\.\d+) s: "
-                         r"each came after all of group 1's$", batched, re.M)
-    assert compared and float(compared[2]) == waited, batched  # printed from the measured times
-    without = number(r"without the batcher, the same 5 as 5 calls at once: first texts after "
-                     r"\d+\.\d+–\d+\.\d+ s \(median (\d+\.\d+) s\)", batched)
-    assert without < waited, f"without the batcher no request waits for a window:\n{batched}"
-    # where grouping pays: a proxy passing on 2 model calls per 30 s window, five clients at once
+    assert [int(g) for g, _ in answers] == [1, 1, 2, 2, 2], batched
+    waits = re.findall(r"^→ group (\d), (\d) request\(s\): its call was sent (\d+\.\d+) s after its first "
+                       r"request arrived \((.+)\)$", batched, re.M)
+    assert [(g, n) for g, n, *_ in waits] == [("1", "2"), ("2", "3")], batched
+    (*_, waited, why), (*_, at_once, full) = waits
+    # the group that was not full waited out its 0.1 s window (the batcher's own clock); the full one did not
+    assert float(waited) >= 0.1 and why == "not full: it waited out its 0.1 s window", batched
+    assert float(at_once) < 0.1 and full == "full, sent at once", batched
+    assert min(float(t) for g, t in answers if g == "1") >= 0.1, "group 1's first texts include its window"
+    # where grouping pays: a proxy passing on 2 model calls per 30 s window, the same five clients
     limited = tagged_text(executed, "per-call-limit")
     alone, grouped = limited.split("── micro-batcher ──")
     assert alone.startswith("── one call each ──"), limited
@@ -280,7 +274,7 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
     assert all(line.startswith("the same: HTTP 429, ") for line in refused[1:]), limited
     waits = [int(n) for line in refused for n in re.findall(r"Retry-After: (\d+) s\)?$", line)]
     assert len(waits) == 3 and all(28 <= w <= 30 for w in waits), limited  # the seconds left of 30
-    with_batcher = re.search("^micro-batcher: " + counts.format(r" \(groups \[3, 2\]\)"), grouped, re.M)
+    with_batcher = re.search("^micro-batcher: " + counts.format(r" \(groups \[2, 3\]\)"), grouped, re.M)
     assert with_batcher and [int(n) for n in with_batcher.groups()] == [2, 2, 0, 5], limited
     assert len(re.findall(r"^The capital of \w+ is +→ (['\"])\S.*\1$", grouped, re.M)) == 5, limited
     assert limited.rstrip().endswith("→ grouping sent 2 calls instead of 5: under a limit of 2 calls per "
@@ -295,7 +289,10 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
     assert sum(sizes) == 5 and max(sizes) <= 4, "Ray grouped the first answer and the four clients"
     assert re.search(r"Ray processes left: 0; port \d+ open: False", tagged_text(executed, "ray-stop"))
     planned = tagged_text(executed, "plan-vs-batcher")
-    assert f"group sizes by your rule: {groups}; sent by the batcher: {groups}" in planned
+    # the window closed the first group and the size limit the second: the rule names both
+    both = r"\[\[0, 1\], \[2, 3, 4\]\]"
+    assert re.search(rf"your rule's groups {both}; the batcher's {both}$", planned, re.M), planned
+    assert "→ your rule names the groups the batcher sent" in planned, planned
     calls = [int(n) for n in re.findall(r"window +\d+ ms: +(\d+) calls", planned)]
     assert calls == [20, 10, 3], "a longer window, fewer calls to the model"
 
