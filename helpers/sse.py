@@ -23,8 +23,9 @@ def sse_response(pieces: AsyncIterable[str], clock: Callable[[], float] = time.p
     """The SSE endpoint of notebook 7, reusable: a FastAPI `StreamingResponse` that sends one
     `data: {"delta": ...}` event per piece of text as it comes, then `event: done` whose data
     carries the server's own time to first token (`{"server_ttft_ms": ...}`, None without
-    text). An error becomes an `error` event (one paragraph) instead of a cut stream. When the
-    client hangs up, the framework cancels the response and `pieces` is closed."""
+    text). An error becomes an `error` event (one paragraph) instead of a cut stream; `done` and
+    `error` are each the last event, and the response ends after them. When the client hangs
+    up, the framework cancels the response and `pieces` is closed."""
     from fastapi.responses import StreamingResponse
 
     from .friendly_errors import explain
@@ -94,11 +95,18 @@ def sse_lines(url: str, payload: dict | None = None, method: str = "POST",
 def iter_sse_text(url: str, payload: dict | None = None, method: str = "POST",
                   done_event: str = "done", field: str = "delta",
                   timeout_s: float = 120.0) -> Iterator[str]:
-    """The text pieces of a kit-style SSE stream (`data: {"delta": ...}` events, then an event
-    named `done`), each as it arrives. Feed it to `stream_print` for timing and display."""
+    """The text pieces of a kit-style SSE stream, each as it arrives. Feed it to `stream_print`
+    for timing and display.
+
+    The protocol (notebook 7's): unnamed events carry the text (`data: {"delta": ...}`); an
+    answer's last event is `done` or `error`. Named events end nothing in SSE itself, so the
+    reader does: it returns at the end of `done` and raises `RuntimeError` with the server's
+    reason at the end of `error`, reading no further (closing the connection); any other named
+    event is skipped, whatever its data holds."""
     for event in parse_sse(sse_lines(url, payload, method, timeout_s)):
         if event.event == done_event:
             return
         if event.event == "error":
             raise RuntimeError(f"the server reported an error: {event.data}")
-        yield event.json().get(field, "")
+        if event.event == "message":  # only unnamed events carry text
+            yield event.json().get(field, "")

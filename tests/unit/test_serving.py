@@ -76,6 +76,20 @@ def test_background_server_context_manager_and_websocket():
     assert not port_open(server.port)
 
 
+class Wire:
+    """SSE lines from `text`, then keep-alive comments; counts the lines read after the text."""
+
+    def __init__(self, text):
+        self.lines, self.read_after = text.split("\n")[:-1], 0
+
+    def __iter__(self):
+        yield from self.lines
+        for _ in range(20):
+            self.read_after += 1
+            yield ": keep-alive"
+            yield ""
+
+
 def test_iter_sse_text_raises_on_an_error_event(monkeypatch):
     import helpers.sse as serving
 
@@ -83,6 +97,28 @@ def test_iter_sse_text_raises_on_an_error_event(monkeypatch):
     monkeypatch.setattr(serving, "sse_lines", lambda *a, **k: iter(wire))
     with pytest.raises(RuntimeError, match="boom"):
         list(iter_sse_text("http://unused"))
+
+
+def test_iter_sse_text_yields_only_unnamed_events_and_stops_at_done_or_error(monkeypatch):
+    """Notebook 7's protocol: only unnamed events carry text; `done` and `error` are each an
+    answer's last event, and the reader reads nothing after either (the server may keep the
+    connection open with keep-alives)."""
+    import helpers.sse as serving
+
+    answer = (sse_event({"delta": "Hel"}) + sse_event({"delta": "x", "note": 1}, event="progress")
+              + ": keep-alive\n\n" + sse_event({"delta": "lo"}))
+    done = Wire(answer + sse_event({"delta": "not text"}, event="done"))
+    monkeypatch.setattr(serving, "sse_lines", lambda *a, **k: iter(done))
+    assert list(iter_sse_text("http://unused")) == ["Hel", "lo"], "a named event's delta is not text"
+    assert done.read_after == 0, "nothing is read after the end of `done`"
+
+    failed = Wire(answer + sse_event({"delta": "not text", "error": "went away"}, event="error"))
+    monkeypatch.setattr(serving, "sse_lines", lambda *a, **k: iter(failed))
+    pieces = []
+    with pytest.raises(RuntimeError, match="went away"):
+        for piece in iter_sse_text("http://unused"):
+            pieces.append(piece)
+    assert pieces == ["Hel", "lo"] and failed.read_after == 0, "the text before `error`, nothing after"
 
 
 def test_looks_like_ray_and_ray_processes_of_a_plain_process():

@@ -1,6 +1,7 @@
 """helpers.sse.sse_response, notebook 7's SSE endpoint made reusable (notebook 10 serves its
 endpoints with it): pieces as `delta` events, then `done` with the server's own time to first
-token, an error as an `error` event, and a client that hangs up closes the pieces."""
+token, an error as an `error` event (the last one: `iter_sse_text` raises with its reason), and a
+client that hangs up closes the pieces."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import asyncio
 import itertools
 import threading
 
+import pytest
 from fastapi import FastAPI
 
 from helpers.background_server import BackgroundServer
 from helpers.bridge import plot_two_clients, two_clients
-from helpers.sse import parse_sse, sse_lines, sse_response
+from helpers.sse import iter_sse_text, parse_sse, sse_lines, sse_response
 
 DEADLINE_S = 5.0  # how long a hang-up may take to close the pieces (a deadline, not a timing)
 
@@ -64,8 +66,13 @@ def test_pieces_then_done_with_the_servers_ttft_an_error_event_and_a_hang_up_tha
             "server_ttft_ms": None}, "no text, no first token"
 
         failed = list(parse_sse(sse_lines(f"{server.url}/fails", {})))
-        assert [e.event for e in failed] == ["message", "error"]
+        assert [e.event for e in failed] == ["message", "error"], "`error` is the last event"
         assert "went away" in failed[-1].data, "the client reads why, instead of a cut stream"
+        pieces = []
+        with pytest.raises(RuntimeError, match="went away"):  # iter_sse_text stops at `error`
+            for piece in iter_sse_text(f"{server.url}/fails", {}):
+                pieces.append(piece)
+        assert pieces == ["half an answer"], "the text before the error still came through"
 
         reader = sse_lines(f"{server.url}/endless", {})
         assert len(list(itertools.islice(reader, 6))) == 6

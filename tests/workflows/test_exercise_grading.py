@@ -69,7 +69,7 @@ DOWNLOADED_AS = {(FAQ, "own_model"): f"{FAQ} (1).ipynb", (FAQ, "chain"): f"{FAQ}
 SSE_RIGHT = code("""
     start, pieces, ttft, name = clock(), [], None, ""
     for line in lines:
-        if not line and name == "done":
+        if not line and name in ("done", "error"):
             break
         if not line:
             name = ""
@@ -82,8 +82,11 @@ SSE_RIGHT = code("""
                 pieces.append(delta)
     return {"text": "".join(pieces), "chunks": len(pieces), "ttft_s": ttft}
 """)
-SSE_STOP = SSE_RIGHT.splitlines(keepends=True)[2:4]  # the two lines that stop at the end of `done`
-assert "done" in SSE_STOP[0] and "break" in SSE_STOP[1]
+SSE_STOP = SSE_RIGHT.splitlines(keepends=True)[2:4]  # the lines that stop at the end of `done` or `error`
+assert "done" in SSE_STOP[0] and "error" in SSE_STOP[0] and "break" in SSE_STOP[1]
+# stops at `done` only: reads on after `error` (the answer's other last event)
+SSE_DONE_ONLY = SSE_RIGHT.replace('name in ("done", "error")', 'name == "done"')
+assert SSE_DONE_ONLY != SSE_RIGHT
 
 PLAN_RIGHT = code("""
     groups, opened_at = [], None
@@ -250,6 +253,8 @@ CASES = [
     # right numbers, but never stops at the done event: hangs on an open connection
     Case(A07, "measure_sse", "wrong", SSE_RIGHT.replace("".join(SSE_STOP), ""), 2,
          {"test_measure_sse_stops_at_done": ""}),
+    Case(A07, "measure_sse", "done_only", SSE_DONE_ONLY, 2,
+         {"test_measure_sse_stops_at_done": "after the `error` event"}),
     Case(A07, "measure_sse", "broken", 'return {"text": lines.decode()}', 0,
          {"test_measure_sse_text_and_ttft": "", "test_measure_sse_stops_at_done": ""}),
     # 08
