@@ -158,6 +158,11 @@ def test_serving_notebook_streams_chats_and_shuts_down(offline_server, capsys):
     seen = re.search(r"SSE chunks received: (\d+), at (\d+) distinct times", sse)
     chunks, distinct = int(seen.group(1)), int(seen.group(2))
     assert chunks >= 2 and distinct >= 2, "the client saw the answer arrive in pieces, at different times"
+    # the `error` event, from a model server that cannot be reached: the whole response is that event
+    wire = tagged_text(executed, "sse-wire")
+    assert re.search(r"^'event: error'\n'data: \{\"error\": \".+\"\}'\n''\n"
+                     r"→ the endpoint's record: error, 0 pieces sent; the response's last event was 'error', "
+                     r"and the endpoint closed the response after it$", wire, re.M), wire
     hang_up_text = tagged_text(executed, "sse-hang-up")
     # the endpoint's own record: cancelled mid-answer, soon after the client left
     sent = int(number(r"(?m)^the endpoint's record: client left, (\d+) pieces sent$", hang_up_text))
