@@ -321,9 +321,10 @@ def test_async_notebook_gathers_and_survives_failures(offline_server, capsys):
         r"⏱ gathered: (\d+\.\d+) s", board) > 0
     # the offline server has parallel slots: the three gathered streams overlapped
     assert f"gathering took {ratio:.0%} of the time one after another took" in board, board
-    # a task cancelled after five chunks: no chunk came after the cancel
+    # a task cancelled after five chunks; the model server's own counters, just after: its work stopped
     cancelled = tagged_text(executed, "cancel")
-    assert "task cancelled: True; chunks when cancelled: 5, a second later: 5" in cancelled, cancelled
+    assert "task cancelled: True, after 5 chunks; then the model server's own counters:" in cancelled
+    assert watches(cancelled)["the model server after the cancel"][1:] == (0, "idle"), cancelled
     # a refused stream is marked on its row; the other two stream to the end
     refused = tagged_text(executed, "stream-fails")
     assert refused.count("⚠ The server is rate-limiting you (HTTP 429") == 1, refused
@@ -366,5 +367,13 @@ def test_async_notebook_gathers_and_survives_failures(offline_server, capsys):
         float(waited) for _, waited in waits), paced
     fanned = tagged_text(executed, "fan-out")  # the exercise's fan-out on the real model
     assert fanned.count("✔ ") == 3, fanned
+    # the limit at work, counted around the real model: all four at once, then one at a time
+    peaks = re.findall(r"^⏱ answer_all, limit=(\d): \d+\.\d+ s\n  at most (\d) calls? in flight at once$",
+                       fanned, re.M)
+    assert peaks == [("4", "4"), ("1", "1")], fanned
+    ratio = number(r"(?m)^→ the limit held: 4 in flight with limit=4, 1 with limit=1; one at a time took "
+                   r"(\d+\.\d)× as long$", fanned)
+    wide, narrow = (number(rf"⏱ answer_all, limit={n}: (\d+\.\d+) s", fanned) for n in (4, 1))
+    assert abs(ratio - narrow / wide) < 0.1, fanned
     assert ("What is the capital of Atlantis?     ✗ Exception: [400] Bad Request: the request "
             "contains 'Atlantis'") in fanned, "the proxy's 400, kept as a failure in its place"

@@ -56,7 +56,11 @@ def test_async_notebook_runs_on_the_hosted_code_path_under_the_catalogs_limit(of
 
     # the sequential baseline and the cancelled task run there too, within the budget above
     assert "(ratio " in executed.tagged_text("gather-board")
-    assert "task cancelled: True" in executed.tagged_text("cancel")
+    cancelled = executed.tagged_text("cancel")
+    assert "task cancelled: True" in cancelled, cancelled
+    # the catalog reports nothing of its servers' work: the watch says so rather than guess
+    assert ("the model server after the cancel: this server does not report what it is doing "
+            "(the hosted catalog keeps that to itself)") in cancelled, cancelled
     assert "(1 answered 429 by the proxy)" in executed.tagged_text("stream-fails")
     # the 429 lesson stays a deliberate demo: the plain batch raises, return_exceptions keeps the rest
     spared = executed.tagged_text("batch-exceptions")
@@ -66,7 +70,9 @@ def test_async_notebook_runs_on_the_hosted_code_path_under_the_catalogs_limit(of
     assert counted, spared
     assert spared.count("✗ failed") == int(counted[1]) == 2 + int(counted[2] or 0)
     # the refused request is the proxy's 400, there as on every backend
-    assert "✗ Exception: [400] Bad Request" in executed.tagged_text("fan-out")
+    fanned = executed.tagged_text("fan-out")
+    assert "✗ Exception: [400] Bad Request" in fanned, fanned
+    assert "→ the limit held: 4 in flight with limit=4, 1 with limit=1" in fanned, fanned
     assert executed.tagged_text("retry-after").count("✔ ") == 3, "each 429 waited out as it asked"
     assert_nothing_left_behind(marker)
 
