@@ -13,10 +13,11 @@ from .bridge import plot_two_clients, two_clients
 from .charts import bar_chart, plot_timeline, show
 from .chat_panel import ChatPanel
 from .chunks import chunk_text
+from .completions_probe import completions_served
 from .fault_injection import RateLimitingProxy
 from .friendly_errors import enable_friendly_errors, explain, retry_after_of
 from .latency import LoadRun, load_reference, measure_prompt, plot_sweep, record_stream
-from .ports import free_port, port_open
+from .ports import free_port
 from .ray_processes import ray_processes, start_ray
 from .readiness import check_backend, check_ready, wait_until_ready
 from .server_activity import RequestPeak, watch_server, watches_chart
@@ -37,11 +38,10 @@ __all__ = [
     "bar_chart", "plot_timeline", "show",
     # what the server itself reports
     "RequestPeak", "server_slots", "watch_server", "watches_chart",
-    # several streams at once
-    "StreamBoard",
+    # several streams at once, and a group of prompts in one call
+    "StreamBoard", "completions_served",
     # serving streams: SSE, a background server, Ray, the bridge, a web page
-    "BackgroundServer", "add_stream_page", "free_port", "iter_sse_text", "port_open", "ray_processes",
-    "start_ray",
+    "BackgroundServer", "add_stream_page", "free_port", "iter_sse_text", "ray_processes", "start_ray",
     "sse_lines", "sse_response", "two_clients", "plot_two_clients",
     # faults to learn from
     "RateLimitingProxy",

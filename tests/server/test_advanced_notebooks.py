@@ -227,17 +227,18 @@ def run_until_hang_up(name: str, hang_up_tag: str, cap: int):
 def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offline_server, capsys):
     executed, _ = run("solutions", "08_batching_in_a_service", capsys)
     probe = tagged_text(executed, "completions-probe")
-    assert "→ a group of prompts goes to /v1/completions as one call" in probe, probe
+    assert probe.strip() == "✔ /v1/completions serves this model: a group of prompts can go as one call", \
+        probe
     one_call = tagged_text(executed, "one-call")
-    rows = re.findall(r"^(4 calls of 1 prompt|1 call of 4 prompts) +first tokens after "
-                      r"(\d+\.\d+)–(\d+\.\d+) s, last token after (\d+\.\d+) s · "
+    rows = re.findall(r"^(4 calls of 1 prompt|1 call of 4 prompts) +first texts after "
+                      r"(\d+\.\d+)–(\d+\.\d+) s, last after (\d+\.\d+) s · "
                       r"requests running at once in the server: (\d+)$",
                       one_call, re.M)
     each, group = "4 calls of 1 prompt", "1 call of 4 prompts"
     assert [label for label, *_ in rows] == [each, group, group, each], one_call  # the other way round
-    # the server's own report: the one call became one request per prompt, as separate calls do
-    assert {int(peak) for *_, peak in rows} == {4}, one_call
-    assert "→ for the one call too, the server ran 4 requests at once: one per prompt" in one_call
+    # the server's own report: the one call became (at least) one request per prompt, as separate
+    # calls do (other users of the offline server can add theirs)
+    assert all(int(peak) >= 4 for label, *_, peak in rows if label == group), one_call
     lasts = {label: min(float(last) for lbl, _, _, last, _ in rows if lbl == label) for label, *_ in rows}
     ratio = number(r"→ one call of 4 took (\d+\.\d+)× the time of 4 calls", one_call)
     assert abs(ratio - lasts["1 call of 4 prompts"] / lasts["4 calls of 1 prompt"]) < 0.05
@@ -273,26 +274,34 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
     without = re.search("^one call each: " + counts.format(""), alone, re.M)
     assert without and [int(n) for n in without.groups()] == [5, 2, 3, 2], limited
     answered = re.findall(r"^The capital of \w+ is +→ (['\"])\S.*\1$", alone, re.M)
-    refused = re.findall(r"^The capital of \w+ is +✗ (.+)$", alone, re.M)
+    refused = re.findall(r"^The capital of \w+ is +✗ HTTP 429, Retry-After: (\d+) s$", alone, re.M)
     assert len(answered) == 2 and len(refused) == 3, limited  # the answers match the proxy's counts
-    assert "rate-limiting you (HTTP 429" in refused[0], "the first refusal is explained"
-    assert all(line.startswith("the same: HTTP 429, ") for line in refused[1:]), limited
-    waits = [int(n) for line in refused for n in re.findall(r"Retry-After: (\d+) s\)?$", line)]
-    assert len(waits) == 3 and all(28 <= w <= 30 for w in waits), limited  # the seconds left of 30
+    assert all(28 <= int(w) <= 30 for w in refused), limited  # the seconds left of 30
     with_batcher = re.search("^micro-batcher: " + counts.format(r" \(groups \[2, 3\]\)"), grouped, re.M)
     assert with_batcher and [int(n) for n in with_batcher.groups()] == [2, 2, 0, 5], limited
     assert len(re.findall(r"^The capital of \w+ is +→ (['\"])\S.*\1$", grouped, re.M)) == 5, limited
-    assert limited.rstrip().endswith("→ grouping sent 2 calls instead of 5: under a limit of 2 calls per "
-                                     "window, that decides how many clients are answered"), limited
+    assert limited.rstrip().endswith("→ grouping saved 3 of 5 model calls: 5 of 5 clients answered, "
+                                     "against 2 alone"), limited
     ray_start = tagged_text(executed, "ray-start")
-    assert re.search(r"first answer from Ray Serve: '\S.*' \(first text after \d+\.\d+ s\)", ray_start)
+    assert re.search(r"^Ray Serve answered \d+ s after its start: '\S.*'$", ray_start, re.M), ray_start
+    # what @serve.batch costs in front of a server that batches in flight: the same four prompts
     ray_answers = tagged_text(executed, "ray-clients")
-    assert len(re.findall(r"^The capital of \w+ is +first text after \d+\.\d+ s → \S.+$", ray_answers,
-                          re.M)) == 4, ray_answers
+    firsts = {label: [float(t) for t in times.split(", ")] for label, times in re.findall(
+        r"^(through Ray Serve|straight to the server) +first texts after ([\d., ]+) s$", ray_answers, re.M)}
+    assert list(firsts) == ["through Ray Serve", "straight to the server"], ray_answers
+    assert all(len(times) == 4 for times in firsts.values()), ray_answers
     sizes = [int(n) for n in re.search(r"group sizes the replica saw: \[([\d, ]+)\]", ray_answers)
              .group(1).split(", ")]
     assert sum(sizes) == 5 and max(sizes) <= 4, "Ray grouped the first answer and the four clients"
-    assert re.search(r"Ray processes left: 0; port \d+ open: False", tagged_text(executed, "ray-stop"))
+    cost = number(r"→ first text through Ray Serve minus straight to the server: ([+-]\d+\.\d+) s",
+                  ray_answers)
+    median = {label: sorted(times)[1:3] for label, times in firsts.items()}
+    expected = sum(median["through Ray Serve"]) / 2 - sum(median["straight to the server"]) / 2
+    assert abs(cost - expected) < 0.02, ray_answers  # from the rounded times
+    verdict = ("Ray's batch wait (up to 0.1 s) and its extra hop cost that much" if cost > 0.05 else
+               "no cost larger than this machine's noise (±0.05 s)")
+    assert verdict in ray_answers, ray_answers
+    assert "Ray processes left: 0" in tagged_text(executed, "ray-stop")
     planned = tagged_text(executed, "plan-vs-batcher")
     # the window closed the first group and the size limit the second: the rule names both
     both = r"\[\[0, 1\], \[2, 3, 4\]\]"
