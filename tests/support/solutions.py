@@ -4,6 +4,8 @@ the notebook teaches rather than a copy of it."""
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 
 from . import REPO
@@ -29,18 +31,19 @@ def notebook_bridge():
 
 
 def solution_function(notebook: str, name: str, **names):
-    """The function `name` as a solution notebook writes it (with the module-level constants of its
-    cell), for the lessons whose function sits in a cell with other work: only the `def` and the
-    cell's UPPER_CASE assignments run."""
+    """The function or class `name` as a solution notebook writes it (with the module-level
+    constants of its cell), for the lessons whose definition sits in a cell with other work: only
+    the definition and the cell's UPPER_CASE assignments run."""
     import ast
 
     source = nbformat.read(REPO / "solutions" / f"{notebook}.ipynb", as_version=4)
     for cell in source.cells:
-        if cell.cell_type != "code" or f"def {name}(" not in cell.source:
+        if cell.cell_type != "code" or not re.search(rf"^(async def|def|class) {name}\b", cell.source, re.M):
             continue
         tree = ast.parse(cell.source)
+        definitions = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
         kept = [node for node in tree.body
-                if isinstance(node, ast.FunctionDef) and node.name == name
+                if isinstance(node, definitions) and node.name == name
                 or isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper()
                                                         for t in node.targets)]
         namespace = dict(names)
