@@ -303,23 +303,33 @@ def test_batching_notebook_sends_a_group_as_one_call_and_serves_it_on_ray(offlin
                                      "against 2 alone"), limited
     ray_start = tagged_text(executed, "ray-start")
     assert re.search(r"^Ray Serve answered \d+ s after its start: '\S.*'$", ray_start, re.M), ray_start
-    # what @serve.batch costs in front of a server that batches in flight: the same four prompts
+    # what @serve.batch costs in front of a server that batches in flight: the same four prompts sent
+    # with send_group both ways (only Ray differs), two rounds, the second the other way round
     ray_answers = tagged_text(executed, "ray-clients")
-    firsts = {label: [float(t) for t in times.split(", ")] for label, times in re.findall(
-        r"^(through Ray Serve|straight to the server) +first texts after ([\d., ]+) s$", ray_answers, re.M)}
-    assert list(firsts) == ["through Ray Serve", "straight to the server"], ray_answers
-    assert all(len(times) == 4 for times in firsts.values()), ray_answers
-    sizes = [int(n) for n in re.search(r"group sizes the replica saw: \[([\d, ]+)\]", ray_answers)
-             .group(1).split(", ")]
-    assert sum(sizes) == 5 and max(sizes) <= 4, "Ray grouped the first answer and the four clients"
+    rows = re.findall(r"^round (\d), (through Ray Serve|straight to the server) +first texts after "
+                      r"([\d., ]+) s$", ray_answers, re.M)
+    ray, straight = "through Ray Serve", "straight to the server"
+    assert [(int(r), way) for r, way, _ in rows] == [(1, ray), (1, straight), (2, straight), (2, ray)], \
+        ray_answers
+    firsts = [(way, [float(t) for t in times.split(", ")]) for _, way, times in rows]
+    assert all(len(times) == 4 for _, times in firsts), ray_answers
+    # only the rounds' groups: the warm-up question's group of one is left out
+    sizes = [int(n) for n in re.search(r"^group sizes the replica formed in these rounds: \[([\d, ]+)\]$",
+                                       ray_answers, re.M).group(1).split(", ")]
+    assert sum(sizes) == 8 and max(sizes) <= 4, "Ray grouped the four clients of each of its two rounds"
+    medians = {way: [sum(sorted(times)[1:3]) / 2 for w, times in firsts if w == way]
+               for way in (ray, straight)}
     cost = number(r"→ first text through Ray Serve minus straight to the server: ([+-]\d+\.\d+) s",
                   ray_answers)
-    median = {label: sorted(times)[1:3] for label, times in firsts.items()}
-    expected = sum(median["through Ray Serve"]) / 2 - sum(median["straight to the server"]) / 2
-    assert abs(cost - expected) < 0.02, ray_answers  # from the rounded times
-    verdict = ("Ray's batch wait (up to 0.1 s) and its extra hop cost that much" if cost > 0.05 else
-               "no cost larger than this machine's noise (±0.05 s)")
-    assert verdict in ray_answers, ray_answers
+    spread = number(r"each way's rounds differed by up to (\d+\.\d+) s: ", ray_answers)
+    assert abs(cost - (sum(medians[ray]) - sum(medians[straight])) / 2) < 0.02, ray_answers  # rounded times
+    assert abs(spread - max(abs(a - b) for a, b in medians.values())) < 0.02, ray_answers
+    # a difference is called a cost only beyond the spread between each way's two rounds
+    verdict = ("no clear difference, within this backend's run-to-run spread" if abs(cost) <= spread else
+               "Ray's batch wait (up to 0.1 s) and its extra hop cost that much" if cost > 0 else
+               "through Ray Serve was faster, by more than this backend's run-to-run spread")
+    arrow = re.search(r"^→ first text through Ray Serve.*$", ray_answers, re.M).group(0)
+    assert arrow.endswith(verdict) or abs(abs(cost) - spread) < 0.02, ray_answers  # near the edge: rounding
     assert "Ray processes left: 0" in tagged_text(executed, "ray-stop")
     planned = tagged_text(executed, "plan-vs-batcher")
     # the window closed the first group and the size limit the second: the rule names both
@@ -348,7 +358,8 @@ def test_async_notebook_gathers_and_survives_failures(offline_server, capsys):
     assert number(r"⏱ one after another: (\d+\.\d+) s", board) > 0 and number(
         r"⏱ gathered: (\d+\.\d+) s", board) > 0
     # the offline server has parallel slots: the three gathered streams overlapped
-    assert f"gathering took {ratio:.0%} of the time one after another took" in board, board
+    assert re.search(r"^→ all three gathered streams were streaming at once from \d+\.\d\d s$", board,
+                     re.M), board
     # a task cancelled after five chunks; the model server's own counters, just after: its work stopped
     cancelled = tagged_text(executed, "cancel")
     assert "task cancelled: True, after 5 chunks; then the model server's own counters:" in cancelled
@@ -382,17 +393,6 @@ def test_async_notebook_gathers_and_survives_failures(offline_server, capsys):
         r"⏱ two 429s, then an answer: (\d+\.\d+) s", retried), "no backoff for a permanent error"
     assert ("calls that reached the server: 1, answered 429 by the proxy: 5, answered 400 by the "
             "proxy: 1") in retried
-    # one call per 3 s: each 429 asked for the rest of the window, and that is what was waited
-    paced = tagged_text(executed, "retry-after")
-    waits = re.findall(r"^  \[429\] Too Many Requests: asked for (\d+) s \(Retry-After\) → waited "
-                       r"(\d+\.\d) s$", paced, re.M)
-    counted = re.search(r"^answered 429 by the proxy: (\d+), answered by the server: (\d+)$", paced, re.M)
-    assert counted and int(counted[2]) == 3 and paced.count("✔ ") == 3, paced
-    assert len(waits) == int(counted[1]) >= 1, paced  # every 429 waited out, none gave up
-    assert all(1 <= int(asked) <= 3 and int(asked) <= float(waited) < int(asked) + 1
-               for asked, waited in waits), waits
-    assert number(r"⏱ three questions, one call per 3 s allowed: (\d+\.\d+) s", paced) >= sum(
-        float(waited) for _, waited in waits), paced
     fanned = tagged_text(executed, "fan-out")  # the exercise's fan-out on the real model
     assert fanned.count("✔ ") == 3, fanned
     # the limit at work, counted around the real model: all four at once, then one at a time

@@ -73,7 +73,6 @@ def test_async_notebook_runs_on_the_hosted_code_path_under_the_catalogs_limit(of
     fanned = executed.tagged_text("fan-out")
     assert "✗ Exception: [400] Bad Request" in fanned, fanned
     assert "→ the limit held: 4 in flight with limit=4, 1 with limit=1" in fanned, fanned
-    assert executed.tagged_text("retry-after").count("✔ ") == 3, "each 429 waited out as it asked"
     assert_nothing_left_behind(marker)
 
 
@@ -107,7 +106,9 @@ def test_batching_notebook_measures_over_chat_where_completions_is_refused(offli
                                    "with /v1/completions refused")
     # one refused probe, then every call goes to the chat endpoint: the groups are measured there
     assert catalog.refused == 1, catalog.refused
-    assert catalog.forwarded < HOSTED_REQUESTS_PER_MINUTE // 2, catalog.forwarded  # no rounds in section 1
+    # no rounds in section 1; section 3's two rounds of four chat requests each way: under 30 calls,
+    # well inside the catalog's minute
+    assert catalog.forwarded < 30 < HOSTED_REQUESTS_PER_MINUTE, catalog.forwarded
     assert executed.tagged_text("completions-probe").strip() == (
         "✗ /v1/completions is refused for this model (HTTP 404): a group of prompts goes as one chat "
         "request per prompt")
@@ -133,10 +134,11 @@ def test_batching_notebook_measures_over_chat_where_completions_is_refused(offli
     assert refused == ["Ohio", "Oregon", "Maine"], limited
     assert limited.rstrip().endswith("→ grouping saved 0 of 5 model calls: 2 of 5 clients answered, "
                                      "against 2 alone"), limited
-    # section 3 measures there too: Ray's group is four chat requests, and so is the server's own round
+    # section 3 measures there too: Ray's group is four chat requests, and so is the direct round's,
+    # two rounds each way
     ray_answers = executed.tagged_text("ray-clients")
-    assert len(re.findall(r"^(through Ray Serve|straight to the server) +first texts after "
-                          r"\d+\.\d+, \d+\.\d+, \d+\.\d+, \d+\.\d+ s$", ray_answers, re.M)) == 2, ray_answers
+    assert len(re.findall(r"^round \d, (through Ray Serve|straight to the server) +first texts after "
+                          r"\d+\.\d+, \d+\.\d+, \d+\.\d+, \d+\.\d+ s$", ray_answers, re.M)) == 4, ray_answers
     assert "→ first text through Ray Serve minus straight to the server: " in ray_answers, ray_answers
     assert "Ray processes left: 0" in executed.tagged_text("ray-stop")
     assert_nothing_left_behind(marker)
