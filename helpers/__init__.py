@@ -15,7 +15,7 @@ from .chat_panel import ChatPanel
 from .chunks import chunk_text
 from .completions_probe import completions_served
 from .fault_injection import RateLimitingProxy
-from .friendly_errors import enable_friendly_errors, explain, retry_after_of
+from .friendly_errors import enable_friendly_errors, explain
 from .latency import LoadRun, load_reference, measure_prompt, plot_sweep, record_stream
 from .ports import free_port
 from .ray_processes import ray_processes, start_ray
@@ -30,7 +30,7 @@ from .web_page import add_stream_page
 
 __all__ = [
     # where the model is, whether it is ready, and errors that read as one paragraph
-    "check_backend", "check_ready", "enable_friendly_errors", "explain", "retry_after_of",
+    "check_backend", "check_ready", "enable_friendly_errors", "explain",
     "load_settings", "wait_until_ready",
     # streams as they arrive, and their timing
     "StreamResult", "chunk_text", "stream_print",

@@ -59,6 +59,9 @@ def test_a_429_says_how_long_the_server_asks_you_to_wait():
     without = explain(chat_nvidia_429())  # no header: the async client keeps no response either
     assert retry_after_of(chat_nvidia_429()) is None and "Wait a few seconds" in without
     assert "rate-limiting you" in explain(Exception("[429] Too Many Requests"))
+    # the advice retries only what may pass (notebook 6's lesson), a bounded number of times
+    assert ("with_retry(retry_if_exception_type=is_transient, stop_after_attempt=3)" in without
+            and "notebook 6" in without), without
 
 
 def test_other_errors_are_not_read_as_a_rate_limit():
