@@ -92,9 +92,8 @@ def explain(exc: BaseException, base_url: str | None = None, model: str | None =
         return (f"The server{where} is rate-limiting you (HTTP 429: too many requests at once or "
                 f"this minute; the hosted catalog allows about {HOSTED_REQUESTS_PER_MINUTE} a minute). "
                 f"{asked} and re-run the cell. For many calls, lower max_concurrency, or retry only "
-                "the errors that may pass, a few times: `llm.with_retry(retry_if_exception_type="
-                "is_transient, stop_after_attempt=3)`, with an is_transient like notebook 6's (a 400 "
-                "fails the same way every time).")
+                "what may pass: `llm.with_retry(retry_if_exception_type=is_transient, "
+                "stop_after_attempt=3)` (notebook 6).")
     if any(w in lowered for w in ("connection refused", "connecterror", "name or service not known",
                                   "failed to establish", "nodename nor servname",
                                   "temporary failure in name resolution", "apiconnectionerror",
